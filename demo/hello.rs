@@ -1,0 +1,5 @@
+use std::env::consts::{ARCH, OS};
+
+fn main() {
+    println!("Hello from {OS}/{ARCH}!");
+}

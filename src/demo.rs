@@ -1,0 +1,1 @@
+//! Builds the bundled demo program for a platform row with Debian's cross toolchains.

@@ -1,0 +1,158 @@
+//! Follows a binary's loader and DT_NEEDED chain inside a root and records what each name resolves to.
+
+use super::{inspect_bytes, BinaryFacts, ElfFacts};
+use crate::platform::Arch;
+use crate::rootfs::Root;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// A file found for a name, with the facts that decide whether it fits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    pub guest_path: String,
+    /// `linux/arm64` etc., or what the bytes are when no row fits.
+    pub platform: String,
+    pub fits: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoaderResolution {
+    pub path: String,
+    pub found: Option<Found>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryResolution {
+    pub name: String,
+    pub needed_by: String,
+    /// The first candidate of the right platform, as the loader would take it.
+    pub found: Option<Found>,
+    /// Candidates the loader would skip because they are for another platform.
+    pub rejected: Vec<Found>,
+    pub searched: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosureFacts {
+    pub root: Root,
+    pub loader: Option<LoaderResolution>,
+    pub libraries: Vec<LibraryResolution>,
+}
+
+/// Most libraries followed for one binary; real closures stay far below this.
+const MAX_LIBRARIES: usize = 512;
+
+/// Cache of facts per host file, shared across the binaries of one run.
+#[derive(Default)]
+pub struct FactCache {
+    facts: HashMap<PathBuf, Option<BinaryFacts>>,
+}
+
+impl FactCache {
+    pub fn get(&mut self, host_path: &Path) -> Option<&BinaryFacts> {
+        self.facts
+            .entry(host_path.to_path_buf())
+            .or_insert_with(|| std::fs::read(host_path).ok().map(|b| inspect_bytes(&b)))
+            .as_ref()
+    }
+}
+
+fn found(cache: &mut FactCache, arch: &Arch, guest_path: String, host: &Path) -> Found {
+    let (platform, fits) = match cache.get(host) {
+        Some(facts) => match facts.elf() {
+            Some(elf) => (
+                elf.platform().map_or_else(|| elf.identity(), |p| p.oci()),
+                arch.accepts(elf.machine, elf.class, elf.byte_order, &elf.abi),
+            ),
+            None => (format!("not an ELF ({})", facts.kind()), false),
+        },
+        None => ("unreadable".to_string(), false),
+    };
+    Found { guest_path, platform, fits }
+}
+
+/// Resolve the loader and, transitively, every DT_NEEDED of `elf` inside `root`.
+/// `guest_path` is where the binary sits as the guest sees it (for `$ORIGIN`).
+pub fn resolve_closure(
+    elf: &ElfFacts,
+    guest_path: &str,
+    arch: &'static Arch,
+    root: &Root,
+    cache: &mut FactCache,
+) -> ClosureFacts {
+    let loader = elf.interpreter.as_ref().map(|interp| LoaderResolution {
+        path: interp.clone(),
+        found: root
+            .resolve(interp)
+            .map(|host| found(cache, arch, interp.clone(), &host)),
+    });
+    let loader_dir = elf.interpreter.as_deref().and_then(parent_dir);
+
+    let mut libraries: BTreeMap<String, LibraryResolution> = BTreeMap::new();
+    let mut queue: VecDeque<(ElfFacts, String)> = VecDeque::new();
+    queue.push_back((elf.clone(), guest_path.to_string()));
+    let mut seen_files: HashSet<String> = HashSet::from([guest_path.to_string()]);
+
+    while let Some((current, current_path)) = queue.pop_front() {
+        let origin = parent_dir(&current_path).unwrap_or_else(|| "/".to_string());
+        let dirs = search_dirs(&current, &origin, loader_dir.as_deref(), arch);
+        for name in &current.needed {
+            if libraries.contains_key(name) || libraries.len() >= MAX_LIBRARIES {
+                continue;
+            }
+            let mut resolution = LibraryResolution {
+                name: name.clone(),
+                needed_by: current_path.clone(),
+                found: None,
+                rejected: Vec::new(),
+                searched: dirs.clone(),
+            };
+            for dir in &dirs {
+                let guest = format!("{}/{}", dir.trim_end_matches('/'), name);
+                let Some(host) = root.resolve(&guest) else { continue };
+                let candidate = found(cache, arch, guest.clone(), &host);
+                if !candidate.fits {
+                    resolution.rejected.push(candidate);
+                    continue;
+                }
+                if seen_files.insert(guest.clone())
+                    && let Some(lib) = cache.get(&host).and_then(|f| f.elf().cloned())
+                {
+                    queue.push_back((lib, guest));
+                }
+                resolution.found = Some(candidate);
+                break;
+            }
+            libraries.insert(name.clone(), resolution);
+        }
+    }
+    ClosureFacts {
+        root: root.clone(),
+        loader,
+        libraries: libraries.into_values().collect(),
+    }
+}
+
+fn parent_dir(path: &str) -> Option<String> {
+    Path::new(path)
+        .parent()
+        .map(|p| p.to_string_lossy().to_string())
+        .filter(|p| !p.is_empty())
+}
+
+/// The loader's search order: DT_RPATH (only without DT_RUNPATH), DT_RUNPATH, the loader's own
+/// directory (a Nix glibc's built-in default), then the standard and multiarch directories.
+fn search_dirs(elf: &ElfFacts, origin: &str, loader_dir: Option<&str>, arch: &Arch) -> Vec<String> {
+    let expand = |p: &String| p.replace("${ORIGIN}", origin).replace("$ORIGIN", origin);
+    let mut dirs: Vec<String> = Vec::new();
+    if elf.runpath.is_empty() {
+        dirs.extend(elf.rpath.iter().map(expand));
+    }
+    dirs.extend(elf.runpath.iter().map(expand));
+    dirs.extend(loader_dir.map(str::to_string));
+    dirs.extend(arch.default_library_dirs());
+    let mut seen = HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
