@@ -1,6 +1,15 @@
 //! mab-verify: prove that every platform's build of a cross-compiled program is what it claims.
 
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod discover;
+pub mod error;
 pub mod inspect;
 pub mod platform;
+pub mod redact;
+pub mod report;
 pub mod rootfs;
-pub mod demo;
+pub mod run;

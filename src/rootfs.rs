@@ -36,7 +36,10 @@ impl RootOrigin {
 
 impl Root {
     pub fn new(dir: impl Into<PathBuf>, origin: RootOrigin) -> Root {
-        Root { dir: dir.into(), origin }
+        Root {
+            dir: dir.into(),
+            origin,
+        }
     }
 
     pub fn is_host(&self) -> bool {
@@ -126,7 +129,10 @@ mod tests {
         std::fs::create_dir_all(root.join("lib64")).unwrap();
         std::fs::write(root.join("lib/ld64.so.2"), b"x").unwrap();
         symlink("/lib/ld64.so.2", root.join("lib64/ld64.so.2")).unwrap();
-        assert_eq!(resolve_in(root, "/lib64/ld64.so.2"), Some(root.join("lib/ld64.so.2")));
+        assert_eq!(
+            resolve_in(root, "/lib64/ld64.so.2"),
+            Some(root.join("lib/ld64.so.2"))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Follows a binary's loader and DT_NEEDED chain inside a root and records what each name resolves to.
 
-use super::{inspect_bytes, BinaryFacts, ElfFacts};
+use super::{BinaryFacts, ElfFacts, inspect_bytes};
 use crate::platform::Arch;
 use crate::rootfs::Root;
 use serde::Serialize;
@@ -69,7 +69,11 @@ fn found(cache: &mut FactCache, arch: &Arch, guest_path: String, host: &Path) ->
         },
         None => ("unreadable".to_string(), false),
     };
-    Found { guest_path, platform, fits }
+    Found {
+        guest_path,
+        platform,
+        fits,
+    }
 }
 
 /// Resolve the loader and, transitively, every DT_NEEDED of `elf` inside `root`.
@@ -110,7 +114,9 @@ pub fn resolve_closure(
             };
             for dir in &dirs {
                 let guest = format!("{}/{}", dir.trim_end_matches('/'), name);
-                let Some(host) = root.resolve(&guest) else { continue };
+                let Some(host) = root.resolve(&guest) else {
+                    continue;
+                };
                 let candidate = found(cache, arch, guest.clone(), &host);
                 if !candidate.fits {
                     resolution.rejected.push(candidate);

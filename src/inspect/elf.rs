@@ -1,7 +1,7 @@
 //! ELF header, ABI flags, dynamic section and notes, read with goblin (object for ARM attributes).
 
 use crate::platform::{
-    self, arches_for_loader, ByteOrder, Class, FloatWidth, Libc, MipsAbi, ObservedAbi, Platform,
+    self, ByteOrder, Class, FloatWidth, Libc, MipsAbi, ObservedAbi, Platform, arches_for_loader,
 };
 use goblin::elf::Elf;
 use object::elf as E;
@@ -64,7 +64,10 @@ impl ElfFacts {
     }
 
     pub fn is_executable(&self) -> bool {
-        matches!(self.linkage, Linkage::Static | Linkage::StaticPie | Linkage::Dynamic)
+        matches!(
+            self.linkage,
+            Linkage::Static | Linkage::StaticPie | Linkage::Dynamic
+        )
     }
 
     pub fn identity(&self) -> String {
@@ -74,8 +77,16 @@ impl ElfFacts {
 
 pub(super) fn facts(elf: &Elf<'_>, bytes: &[u8]) -> Result<ElfFacts, String> {
     let h = &elf.header;
-    let class = if elf.is_64 { Class::Elf64 } else { Class::Elf32 };
-    let byte_order = if elf.little_endian { ByteOrder::Little } else { ByteOrder::Big };
+    let class = if elf.is_64 {
+        Class::Elf64
+    } else {
+        Class::Elf32
+    };
+    let byte_order = if elf.little_endian {
+        ByteOrder::Little
+    } else {
+        ByteOrder::Big
+    };
     let elf_type = match h.e_type {
         E::ET_EXEC => ElfType::Executable,
         E::ET_DYN => ElfType::SharedObject,
@@ -83,7 +94,7 @@ pub(super) fn facts(elf: &Elf<'_>, bytes: &[u8]) -> Result<ElfFacts, String> {
         E::ET_CORE => ElfType::Core,
         _ => ElfType::Other,
     };
-    let flags_1 = elf.dynamic.as_ref().map_or(0, |d| d.info.flags_1 as u64);
+    let flags_1 = elf.dynamic.as_ref().map_or(0, |d| d.info.flags_1);
     let linkage = match (elf_type, elf.interpreter.is_some()) {
         (ElfType::Relocatable | ElfType::Core | ElfType::Other, _) => Linkage::Object,
         (_, true) => Linkage::Dynamic,
@@ -113,7 +124,10 @@ pub(super) fn facts(elf: &Elf<'_>, bytes: &[u8]) -> Result<ElfFacts, String> {
         rpath: split_paths(&elf.rpaths),
         soname: elf.soname.map(str::to_string),
         build_id: build_id(elf, bytes),
-        stripped: !elf.section_headers.iter().any(|s| s.sh_type == E::SHT_SYMTAB),
+        stripped: !elf
+            .section_headers
+            .iter()
+            .any(|s| s.sh_type == E::SHT_SYMTAB),
     })
 }
 
@@ -161,7 +175,11 @@ fn decode_abi(elf: &Elf<'_>, bytes: &[u8]) -> Result<ObservedAbi, String> {
             },
         },
         E::EM_MIPS => ObservedAbi::Mips {
-            abi: match (flags & E::EF_MIPS_ABI, flags & E::EF_MIPS_ABI2 != 0, elf.is_64) {
+            abi: match (
+                flags & E::EF_MIPS_ABI,
+                flags & E::EF_MIPS_ABI2 != 0,
+                elf.is_64,
+            ) {
                 (E::EF_MIPS_ABI_O32, _, _) => MipsAbi::O32,
                 (E::EF_MIPS_ABI_O64, _, _) => MipsAbi::O64,
                 (E::EF_MIPS_ABI_EABI32, _, _) => MipsAbi::Eabi32,
@@ -208,12 +226,17 @@ fn arm_attributes(elf: &Elf<'_>, bytes: &[u8]) -> Result<ArmAttributes, String> 
     else {
         return Ok(out);
     };
-    let range = section.file_range().ok_or("ARM attributes section has no file range")?;
+    let range = section
+        .file_range()
+        .ok_or("ARM attributes section has no file range")?;
     let data = bytes
         .get(range)
         .ok_or("ARM attributes section lies past the end of the file (truncated?)")?;
     let endian = object::Endianness::Little;
-    let attrs = object::read::elf::AttributesSection::<object::elf::FileHeader32<object::Endianness>>::new(endian, data)
+    let attrs =
+        object::read::elf::AttributesSection::<object::elf::FileHeader32<object::Endianness>>::new(
+            endian, data,
+        )
         .map_err(|e| e.to_string())?;
     let Ok(mut subsections) = attrs.subsections() else {
         return Ok(out);
@@ -237,7 +260,9 @@ fn arm_attributes(elf: &Elf<'_>, bytes: &[u8]) -> Result<ArmAttributes, String> 
                     }
                     continue;
                 }
-                let Ok(value) = reader.read_integer() else { break };
+                let Ok(value) = reader.read_integer() else {
+                    break;
+                };
                 // Tag_compatibility carries a flag and then a vendor string.
                 if tag == 32 && reader.read_string().is_err() {
                     break;

@@ -1,6 +1,6 @@
 //! Mach-O (darwin) and PE (mingw) identification: enough to name the machine, not to run it.
 
-use crate::platform::{arch_for_macho, arch_for_pe, Arch};
+use crate::platform::{Arch, arch_for_macho, arch_for_pe};
 use goblin::mach::{Mach, SingleArch};
 use serde::Serialize;
 
@@ -20,7 +20,10 @@ pub(super) fn macho(m: &Mach<'_>) -> Result<ForeignFacts, String> {
         Mach::Binary(b) => vec![(b.header.cputype, b.header.cpusubtype)],
         Mach::Fat(fat) => fat
             .iter_arches()
-            .map(|a| a.map(|a| (a.cputype, a.cpusubtype)).map_err(|e| e.to_string()))
+            .map(|a| {
+                a.map(|a| (a.cputype, a.cpusubtype))
+                    .map_err(|e| e.to_string())
+            })
             .collect::<Result<_, _>>()?,
     };
     if let Mach::Fat(fat) = m {

@@ -20,8 +20,13 @@ pub enum Identity {
     MachO(ForeignFacts),
     Pe(ForeignFacts),
     /// Has a binary format's magic but could not be parsed (truncated, corrupt).
-    Corrupt { format: String, error: String },
-    NotBinary { first_bytes: String },
+    Corrupt {
+        format: String,
+        error: String,
+    },
+    NotBinary {
+        first_bytes: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,8 +59,16 @@ impl BinaryFacts {
     pub fn platform(&self) -> Option<Platform> {
         match &self.identity {
             Identity::Elf(e) => e.platform(),
-            Identity::MachO(f) => f.arch.map(|arch| Platform { os: Os::Darwin, arch, libc: None }),
-            Identity::Pe(f) => f.arch.map(|arch| Platform { os: Os::Windows, arch, libc: None }),
+            Identity::MachO(f) => f.arch.map(|arch| Platform {
+                os: Os::Darwin,
+                arch,
+                libc: None,
+            }),
+            Identity::Pe(f) => f.arch.map(|arch| Platform {
+                os: Os::Windows,
+                arch,
+                libc: None,
+            }),
             _ => None,
         }
     }
@@ -105,7 +118,10 @@ fn identify(bytes: &[u8]) -> Identity {
             .join(" ");
         return Identity::NotBinary { first_bytes: shown };
     };
-    let corrupt = |error: String| Identity::Corrupt { format: format.to_string(), error };
+    let corrupt = |error: String| Identity::Corrupt {
+        format: format.to_string(),
+        error,
+    };
     match goblin::Object::parse(bytes) {
         Ok(goblin::Object::Elf(parsed)) => match elf::facts(&parsed, bytes) {
             Ok(f) => Identity::Elf(f),

@@ -7,7 +7,7 @@ use std::fmt;
 
 pub use table::ARCHES;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     Elf32,
@@ -23,7 +23,7 @@ impl Class {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ByteOrder {
     Little,
@@ -63,10 +63,17 @@ impl fmt::Display for AbiSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AbiSpec::None => f.write_str("default"),
-            AbiSpec::Arm { hard_float, arch_version } => write!(
+            AbiSpec::Arm {
+                hard_float,
+                arch_version,
+            } => write!(
                 f,
                 "ARMv{arch_version} {}",
-                if *hard_float { "hard-float" } else { "soft-float" }
+                if *hard_float {
+                    "hard-float"
+                } else {
+                    "soft-float"
+                }
             ),
             AbiSpec::RiscvFloat(w) => write!(f, "RISC-V {w:?} float ABI"),
             AbiSpec::Ppc64ElfV2 => f.write_str("ELFv2"),
@@ -115,7 +122,11 @@ impl fmt::Display for ObservedAbi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ObservedAbi::None => f.write_str("default"),
-            ObservedAbi::Arm { hard_float, arch_version, eabi_version } => {
+            ObservedAbi::Arm {
+                hard_float,
+                arch_version,
+                eabi_version,
+            } => {
                 match arch_version {
                     Some(v) => write!(f, "ARMv{v} ")?,
                     None => f.write_str("ARM (arch version not recorded) ")?,
@@ -143,8 +154,15 @@ impl AbiSpec {
         match (self, observed) {
             (AbiSpec::None, _) => None,
             (
-                AbiSpec::Arm { hard_float, arch_version },
-                ObservedAbi::Arm { hard_float: seen_float, arch_version: seen_version, .. },
+                AbiSpec::Arm {
+                    hard_float,
+                    arch_version,
+                },
+                ObservedAbi::Arm {
+                    hard_float: seen_float,
+                    arch_version: seen_version,
+                    ..
+                },
             ) => {
                 if let Some(seen) = seen_float
                     && seen != hard_float
@@ -152,7 +170,11 @@ impl AbiSpec {
                     return Some(format!(
                         "{} calling convention, but the platform uses {}",
                         if *seen { "hard-float" } else { "soft-float" },
-                        if *hard_float { "hard-float" } else { "soft-float" }
+                        if *hard_float {
+                            "hard-float"
+                        } else {
+                            "soft-float"
+                        }
                     ));
                 }
                 match seen_version {
@@ -167,12 +189,11 @@ impl AbiSpec {
             (AbiSpec::Ppc64ElfV2, ObservedAbi::Ppc64 { elf_abi_version }) => {
                 (*elf_abi_version == 1).then(|| "ELFv1 binary on an ELFv2 platform".to_string())
             }
-            (AbiSpec::MipsN64, ObservedAbi::Mips { abi }) => {
-                (*abi != MipsAbi::N64).then(|| format!("MIPS {abi:?} ABI, but the platform uses n64"))
-            }
-            (AbiSpec::LoongArchFloat(want), ObservedAbi::LoongArch { float: Some(seen) }) => {
-                (want != seen).then(|| format!("{seen:?} float ABI, but the platform uses {want:?}"))
-            }
+            (AbiSpec::MipsN64, ObservedAbi::Mips { abi }) => (*abi != MipsAbi::N64)
+                .then(|| format!("MIPS {abi:?} ABI, but the platform uses n64")),
+            (AbiSpec::LoongArchFloat(want), ObservedAbi::LoongArch { float: Some(seen) }) => (want
+                != seen)
+                .then(|| format!("{seen:?} float ABI, but the platform uses {want:?}")),
             (_, ObservedAbi::LoongArch { float: None }) => None,
             (spec, seen) => Some(format!("ABI {seen} does not fit {spec}")),
         }
@@ -182,8 +203,15 @@ impl AbiSpec {
     fn exactly(&self, observed: &ObservedAbi) -> bool {
         match (self, observed) {
             (
-                AbiSpec::Arm { hard_float, arch_version },
-                ObservedAbi::Arm { hard_float: Some(f), arch_version: Some(v), .. },
+                AbiSpec::Arm {
+                    hard_float,
+                    arch_version,
+                },
+                ObservedAbi::Arm {
+                    hard_float: Some(f),
+                    arch_version: Some(v),
+                    ..
+                },
             ) => f == hard_float && v == arch_version,
             _ => self.mismatch(observed).is_none(),
         }
@@ -365,10 +393,17 @@ impl Arch {
     /// Where this row's loader looks when RUNPATH has nothing: the standard directories plus
     /// Debian's multiarch ones.
     pub fn default_library_dirs(&self) -> Vec<String> {
-        let mut dirs: Vec<String> = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/lib32", "/usr/lib32"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut dirs: Vec<String> = [
+            "/lib",
+            "/usr/lib",
+            "/lib64",
+            "/usr/lib64",
+            "/lib32",
+            "/usr/lib32",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         if let Some(tc) = self.toolchain {
             dirs.push(format!("/lib/{}", tc.gcc_triple));
             dirs.push(format!("/usr/lib/{}", tc.gcc_triple));
@@ -403,7 +438,11 @@ pub struct Platform {
 
 impl Platform {
     pub fn linux(arch: &'static Arch) -> Platform {
-        Platform { os: Os::Linux, arch, libc: None }
+        Platform {
+            os: Os::Linux,
+            arch,
+            libc: None,
+        }
     }
 
     /// OCI notation: `linux/arm/v7`, `linux/amd64`.
@@ -433,18 +472,31 @@ impl Platform {
         for arch in ARCHES {
             for (alias, os) in arch.other_os_names {
                 if *alias == trimmed {
-                    return Ok(Platform { os: *os, arch, libc: None });
+                    return Ok(Platform {
+                        os: *os,
+                        arch,
+                        libc: None,
+                    });
                 }
+            }
+            // pkgsCross names first: `loongarch64-linux` is both an attribute (glibc) and a double.
+            let hit = |names: &[&str]| names.contains(&trimmed);
+            if hit(arch.pkgs_cross_glibc) || hit(arch.glibc_triples) {
+                return Ok(Platform {
+                    os: Os::Linux,
+                    arch,
+                    libc: Some(Libc::Glibc),
+                });
+            }
+            if hit(arch.pkgs_cross_musl) || hit(arch.musl_triples) {
+                return Ok(Platform {
+                    os: Os::Linux,
+                    arch,
+                    libc: Some(Libc::Musl),
+                });
             }
             if arch.nix_system() == trimmed {
                 return Ok(Platform::linux(arch));
-            }
-            let hit = |names: &[&str]| names.contains(&trimmed);
-            if hit(arch.pkgs_cross_glibc) || hit(arch.glibc_triples) {
-                return Ok(Platform { os: Os::Linux, arch, libc: Some(Libc::Glibc) });
-            }
-            if hit(arch.pkgs_cross_musl) || hit(arch.musl_triples) {
-                return Ok(Platform { os: Os::Linux, arch, libc: Some(Libc::Musl) });
             }
         }
         // Bare architecture words are only accepted when they name exactly one row.
@@ -475,7 +527,14 @@ impl Platform {
                 if contains_dash_bounded(store_name, triple)
                     && best.is_none_or(|(_, b)| triple.len() > b.len())
                 {
-                    best = Some((Platform { os: Os::Linux, arch, libc: Some(libc) }, triple));
+                    best = Some((
+                        Platform {
+                            os: Os::Linux,
+                            arch,
+                            libc: Some(libc),
+                        },
+                        triple,
+                    ));
                 }
             }
         }
@@ -525,7 +584,11 @@ fn parse_oci(name: &str) -> Option<Platform> {
     if os != Os::Linux && !arch.other_os_names.iter().any(|(_, o)| *o == os) {
         return None;
     }
-    Some(Platform { os, arch, libc: None })
+    Some(Platform {
+        os,
+        arch,
+        libc: None,
+    })
 }
 
 /// `linux/arm` without a variant means v7, as in the OCI image index spec's examples and
@@ -556,7 +619,12 @@ pub fn all_names() -> Vec<String> {
 fn close_matches(name: &str) -> Vec<String> {
     let mut scored: Vec<(f64, String)> = all_names()
         .into_iter()
-        .map(|n| (strsim::jaro_winkler(&n.to_lowercase(), &name.to_lowercase()), n))
+        .map(|n| {
+            (
+                strsim::jaro_winkler(&n.to_lowercase(), &name.to_lowercase()),
+                n,
+            )
+        })
         .filter(|(s, _)| *s > 0.75)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -1,0 +1,621 @@
+//! One function per subcommand, wiring discover → inspect → checks → runs → report.
+
+use crate::check::elf::{BinaryContext, ClosureState, check_binary};
+use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, check_run, render};
+use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
+use crate::cli::{Cli, ColorChoice, Command, Format, VerifyArgs};
+use crate::config::Config;
+use crate::discover::{Target, discover};
+use crate::error::{Error, Result, exit};
+use crate::inspect::closure::{ClosureFacts, FactCache, resolve_closure};
+use crate::inspect::{BinaryFacts, Linkage, inspect_bytes};
+use crate::platform::{ARCHES, Platform};
+use crate::report::{self, Artifact, ExpectedReport, Report};
+use crate::rootfs::{Root, RootOrigin};
+use crate::run::{self, Limits, RunReport};
+use rayon::prelude::*;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Some(Command::Platforms) => {
+            print!("{}", platforms_table());
+            Ok(exit::OK)
+        }
+        Some(Command::Demo { out, verify }) => demo(out, &verify),
+        None => {
+            if cli.verify.paths.is_empty() {
+                return Err(Error::Usage(
+                    "nothing to verify: give a binary or directory (for example ./result), or run `mab-verify demo`; see --help".into(),
+                ));
+            }
+            let targets = collect_targets(&cli.verify)?;
+            finish(&cli.verify, targets)
+        }
+    }
+}
+
+/// Everything `verify` needs besides the targets, resolved from flags and `mab.toml`.
+#[derive(Clone)]
+pub struct Options {
+    pub expects: Vec<(String, Platform)>,
+    pub sysroot: Option<PathBuf>,
+    pub no_run: bool,
+    pub require_run: bool,
+    pub strict: bool,
+    pub config: Config,
+    pub cli_output: Option<String>,
+    pub cli_output_regex: Option<String>,
+    pub run_args: Vec<String>,
+    pub timeout: Option<f64>,
+}
+
+impl Options {
+    pub fn from_args(args: &VerifyArgs) -> Result<Options> {
+        let config = Config::load(args.config.as_deref())?;
+        let mut expects = Vec::new();
+        for name in args.expect.iter().chain(&config.expect) {
+            expects.push((name.clone(), Platform::parse(name)?));
+        }
+        if let Some(s) = &args.sysroot
+            && !s.is_dir()
+        {
+            return Err(Error::input(
+                s,
+                "--sysroot must be a directory (the target's root, for example /usr/aarch64-linux-gnu)",
+            ));
+        }
+        if let Some(t) = args.timeout
+            && !(t > 0.0 && t.is_finite())
+        {
+            return Err(Error::Usage(format!(
+                "--timeout {t}: give a positive number of seconds"
+            )));
+        }
+        Ok(Options {
+            expects,
+            sysroot: args.sysroot.clone(),
+            no_run: args.no_run,
+            require_run: args.require_run,
+            strict: args.strict,
+            config,
+            cli_output: args.expect_output.clone(),
+            cli_output_regex: args.expect_output_regex.clone(),
+            run_args: args.run_args.clone(),
+            timeout: args.timeout,
+        })
+    }
+}
+
+fn collect_targets(args: &VerifyArgs) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for p in &args.paths {
+        targets.extend(discover(p, args.all)?);
+    }
+    Ok(targets)
+}
+
+fn finish(args: &VerifyArgs, targets: Vec<Target>) -> Result<u8> {
+    let options = Options::from_args(args)?;
+    let inputs = args.paths.iter().map(|p| p.display().to_string()).collect();
+    let outcome = verify(inputs, targets, &options);
+    print_report(&outcome.report, args);
+    if options.require_run && !outcome.missing_emulators.is_empty() {
+        return Err(Error::Environment {
+            what: format!(
+                "--require-run: cannot run {} here",
+                outcome.missing_emulators.join(", ")
+            ),
+            hint: "apt-get install qemu-user, or set MAB_QEMU_<ARCH> / [qemu] in mab.toml".into(),
+        });
+    }
+    Ok(match outcome.report.verdict {
+        report::Verdict::Pass => exit::OK,
+        report::Verdict::Fail => exit::CHECK_FAILED,
+    })
+}
+
+fn print_report(report: &Report, args: &VerifyArgs) {
+    let text = match args.format {
+        Format::Json => report::json::render(report),
+        Format::Human => {
+            let color = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            report::human::render(report, report::human::Style { color })
+        }
+    };
+    print!("{text}");
+}
+
+pub struct Outcome {
+    pub report: Report,
+    /// Platforms whose runs were skipped for want of an emulator.
+    pub missing_emulators: Vec<String>,
+}
+
+/// One binary between inspection and its run.
+struct Prepared {
+    target: Target,
+    facts: BinaryFacts,
+    expected: Option<Expected>,
+    closure: Option<ClosureFacts>,
+    checks: Vec<CheckResult>,
+}
+
+fn progress(message: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+    }
+}
+
+pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> Outcome {
+    progress(&format!("inspecting {} binaries…", targets.len()));
+    let mut cache = FactCache::default();
+    let prepared: Vec<Prepared> = targets
+        .into_iter()
+        .map(|t| prepare(t, options, &mut cache))
+        .collect();
+    let to_run = prepared
+        .iter()
+        .filter(|p| !options.no_run && runnable(p).is_ok())
+        .count();
+    if to_run > 0 {
+        progress(&format!("running {to_run} binaries…"));
+    }
+    let overrides = options.config.emulator_overrides();
+    let results: Vec<(Prepared, RunReport)> = prepared
+        .into_par_iter()
+        .map(|p| {
+            let run = execute(&p, options, &overrides);
+            (p, run)
+        })
+        .collect();
+    let mut missing = Vec::new();
+    let artifacts = results
+        .into_iter()
+        .map(|(p, run)| {
+            if let (RunReport::Skipped { .. }, Some(e)) = (&run, &p.expected) {
+                missing.push(e.platform.oci());
+            }
+            artifact(p, run, options)
+        })
+        .collect();
+    missing.sort();
+    missing.dedup();
+    Outcome {
+        report: Report::new(inputs, artifacts, options.strict),
+        missing_emulators: missing,
+    }
+}
+
+fn prepare(target: Target, options: &Options, cache: &mut FactCache) -> Prepared {
+    let facts = match std::fs::read(&target.host_path) {
+        Ok(bytes) => inspect_bytes(&bytes),
+        Err(e) => inspect_bytes(format!("unreadable: {e}").as_bytes()),
+    };
+    let expected = expected_for(&target, &facts, &options.expects);
+    let nix_output = target.store.is_some();
+    let (closure, no_root_hint) = match (facts.elf(), &expected) {
+        (Some(elf), Some(exp)) if elf.interpreter.is_some() || !elf.needed.is_empty() => {
+            match choose_root(&target, exp, options.sysroot.as_deref()) {
+                Some(root) => {
+                    let guest = root
+                        .guest_path_of(&target.host_path)
+                        .unwrap_or_else(|| target.host_path.display().to_string());
+                    (
+                        Some(resolve_closure(
+                            elf,
+                            &guest,
+                            exp.platform.arch,
+                            &root,
+                            cache,
+                        )),
+                        "",
+                    )
+                }
+                None => (
+                    None,
+                    "pass --sysroot DIR (the target's root: a Debian cross sysroot such as /usr/aarch64-linux-gnu, an unpacked image, or a Nix closure root)",
+                ),
+            }
+        }
+        _ => (None, "no loader or libraries to look up"),
+    };
+    let checks = match &expected {
+        Some(exp) => check_binary(&BinaryContext {
+            path: &target.display,
+            facts: &facts,
+            expected: exp,
+            closure: match &closure {
+                Some(c) => ClosureState::Resolved(c),
+                None => ClosureState::NoRoot(no_root_hint),
+            },
+            nix_output,
+        }),
+        None => unidentified(&target, &facts),
+    };
+    Prepared {
+        target,
+        facts,
+        expected,
+        closure,
+        checks,
+    }
+}
+
+/// No `--expect`, no triple in a store name, and the bytes match no row.
+fn unidentified(target: &Target, facts: &BinaryFacts) -> Vec<CheckResult> {
+    let what = match facts.elf() {
+        Some(e) => format!("{} is not a platform mab-verify knows", e.identity()),
+        None => format!(
+            "a {} file, not an executable of a known platform",
+            facts.kind()
+        ),
+    };
+    let mut out = vec![
+        CheckResult::fail(ids::ELF_FORMAT, what.clone())
+            .found(facts.kind())
+            .at(target.display.clone())
+            .hint("point mab-verify at a built binary, or say what it should be with --expect PLATFORM"),
+    ];
+    out.extend(
+        ids::BINARY_CHECKS[1..7]
+            .iter()
+            .map(|id| CheckResult::skip(id, "platform unknown")),
+    );
+    out
+}
+
+fn expected_for(
+    target: &Target,
+    facts: &BinaryFacts,
+    expects: &[(String, Platform)],
+) -> Option<Expected> {
+    let own = facts.platform();
+    if !expects.is_empty() {
+        // Several --expect: each binary is held to the one naming its own row, else the first.
+        let (name, platform) = expects
+            .iter()
+            .find(|(_, p)| own.is_some_and(|o| o.arch == p.arch && o.os == p.os))
+            .unwrap_or(&expects[0]);
+        return Some(Expected {
+            platform: *platform,
+            source: ExpectedSource::Flag { name: name.clone() },
+        });
+    }
+    if let Some(store) = &target.store
+        && let Some((platform, triple)) = Platform::from_store_name(&store.store_name)
+    {
+        return Some(Expected {
+            platform,
+            source: ExpectedSource::StoreName {
+                store_name: store.store_name.clone(),
+                triple: triple.to_string(),
+            },
+        });
+    }
+    own.map(|platform| Expected {
+        platform,
+        source: ExpectedSource::Binary,
+    })
+}
+
+/// Where this binary's loader and libraries live: `--sysroot`, the root of the store it sits
+/// in, the host (host-platform binaries, the host's /nix/store), or Debian's cross sysroot.
+fn choose_root(target: &Target, expected: &Expected, sysroot: Option<&Path>) -> Option<Root> {
+    if let Some(dir) = sysroot {
+        return Some(Root::new(dir, RootOrigin::Sysroot));
+    }
+    if let Some(store) = &target.store {
+        return Some(if store.root == Path::new("/") {
+            Root::new("/", RootOrigin::Host)
+        } else {
+            Root::new(&store.root, RootOrigin::StoreRoot)
+        });
+    }
+    if expected.platform.arch.is_host() {
+        return Some(Root::new("/", RootOrigin::Host));
+    }
+    expected
+        .platform
+        .arch
+        .debian_cross_sysroot()
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .map(|d| Root::new(d, RootOrigin::DebianCross))
+}
+
+fn runnable(p: &Prepared) -> std::result::Result<(), String> {
+    let Some(elf) = p.facts.elf() else {
+        return Err(format!("a {} file cannot be run here", p.facts.kind()));
+    };
+    if !elf.is_executable() {
+        return Err("not an executable".into());
+    }
+    if p.checks
+        .iter()
+        .any(|c| c.id == ids::ELF_FORMAT && c.status == Status::Fail)
+    {
+        return Err("not a valid executable".into());
+    }
+    if p.expected.is_none() {
+        return Err("platform unknown".into());
+    }
+    Ok(())
+}
+
+fn execute(p: &Prepared, options: &Options, overrides: &run::EmulatorOverrides) -> RunReport {
+    if options.no_run {
+        return RunReport::NotRun {
+            reason: "--no-run".into(),
+        };
+    }
+    if let Err(reason) = runnable(p) {
+        return RunReport::NotRun { reason };
+    }
+    let (Some(elf), Some(expected)) = (p.facts.elf(), &p.expected) else {
+        return RunReport::NotRun {
+            reason: "platform unknown".into(),
+        };
+    };
+    let emulator = match run::find_emulator(
+        expected.platform.arch,
+        overrides,
+        std::env::var_os("PATH").as_deref(),
+    ) {
+        Ok(e) => e,
+        Err(missing) => {
+            return RunReport::Skipped {
+                reason: missing.reason,
+                hint: missing.hint,
+            };
+        }
+    };
+    if elf.linkage == Linkage::Dynamic && p.closure.is_none() {
+        return RunReport::Skipped {
+            reason: format!(
+                "no sysroot holding the loader {}",
+                elf.interpreter.as_deref().unwrap_or("?")
+            ),
+            hint: "pass --sysroot DIR".into(),
+        };
+    }
+    let per_platform = options.config.for_platform(&expected.platform);
+    let args = per_platform
+        .and_then(|c| c.args.clone())
+        .or_else(|| (!options.run_args.is_empty()).then(|| options.run_args.clone()))
+        .or_else(|| options.config.run.args.clone())
+        .unwrap_or_default();
+    let invocation = match run::plan(
+        &p.target.host_path,
+        elf,
+        p.closure.as_ref(),
+        &emulator,
+        &args,
+        run::exec::minimal_env(),
+    ) {
+        Ok(i) => i,
+        Err(reason) => return RunReport::Failed { reason },
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs_f64(
+            options
+                .timeout
+                .or(per_platform.and_then(|c| c.timeout_secs))
+                .or(options.config.run.timeout_secs)
+                .unwrap_or(10.0),
+        ),
+        output_cap: per_platform
+            .and_then(|c| c.output_cap_bytes)
+            .or(options.config.run.output_cap_bytes)
+            .unwrap_or(Limits::default().output_cap),
+    };
+    let mut command = vec![invocation.program.display().to_string()];
+    command.extend(invocation.args.iter().cloned());
+    match run::exec::run_bounded(&invocation, limits) {
+        Ok(captured) => RunReport::Ran {
+            runner: invocation.runner,
+            command,
+            captured,
+        },
+        Err(e) => RunReport::Failed {
+            reason: format!("could not start {}: {e}", command[0]),
+        },
+    }
+}
+
+fn output_expectation(p: &Prepared, options: &Options) -> OutputExpectation {
+    let Some(expected) = &p.expected else {
+        return OutputExpectation::Nothing;
+    };
+    let per_platform = options.config.for_platform(&expected.platform);
+    let pick = |f: fn(&crate::config::RunConfig) -> Option<String>| {
+        per_platform.and_then(f).or_else(|| f(&options.config.run))
+    };
+    let version = per_platform
+        .and_then(|c| c.version.clone())
+        .or_else(|| options.config.run.version.clone())
+        .or_else(|| store_version(p));
+    let fill = |t: &str| render(t, &expected.platform, version.as_deref());
+    if let Some(re) = options
+        .cli_output_regex
+        .clone()
+        .or_else(|| pick(|c| c.expect_output_regex.clone()))
+    {
+        return OutputExpectation::Regex(fill(&re));
+    }
+    let template = options
+        .cli_output
+        .clone()
+        .or_else(|| pick(|c| c.expect_output.clone()))
+        .unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
+    if template == "none" {
+        return OutputExpectation::Nothing;
+    }
+    let filled = fill(&template);
+    if filled.contains("{version}") {
+        // No version known: accept any single word there, exactly elsewhere.
+        let parts: Vec<String> = filled.split("{version}").map(regex::escape).collect();
+        return OutputExpectation::Regex(format!("^{}$", parts.join(r"\S+")));
+    }
+    OutputExpectation::Exact(filled)
+}
+
+/// `1.0.0` from a store name `<hash>-multi-arch-demo-aarch64-unknown-linux-gnu-1.0.0`.
+fn store_version(p: &Prepared) -> Option<String> {
+    let name = &p.target.store.as_ref()?.store_name;
+    let last = name.rsplit('-').next()?;
+    last.chars()
+        .next()
+        .filter(char::is_ascii_digit)
+        .map(|_| last.to_string())
+}
+
+fn artifact(p: Prepared, run: RunReport, options: &Options) -> Artifact {
+    let mut checks = p.checks.clone();
+    if let Some(expected) = &p.expected {
+        let mut run_checks = check_run(&run, expected, &output_expectation(&p, options));
+        if options.require_run {
+            for c in &mut run_checks {
+                if c.id == ids::RUN_EXEC && matches!(run, RunReport::Skipped { .. }) {
+                    c.status = Status::Fail;
+                }
+            }
+        }
+        checks.extend(run_checks);
+    } else {
+        checks.push(CheckResult::skip(ids::RUN_EXEC, "platform unknown"));
+        checks.push(CheckResult::skip(ids::RUN_OUTPUT, "platform unknown"));
+    }
+    Artifact {
+        path: p.target.display.clone(),
+        resolved_path: p.target.host_path.display().to_string(),
+        sha256: p.facts.sha256.clone(),
+        size: p.facts.size,
+        kind: p.facts.kind(),
+        platform: p.facts.platform().map(|pl| pl.oci()),
+        expected: p.expected.as_ref().map(|e| ExpectedReport {
+            platform: e.platform.oci(),
+            source: e.source.clone(),
+        }),
+        facts: p.facts.identity.clone(),
+        closure: p.closure,
+        run,
+        checks,
+    }
+}
+
+fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
+    let temp;
+    let out_dir = match out {
+        Some(d) => d,
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("mab-demo-")
+                .tempdir()
+                .map_err(|e| Error::Io {
+                    context: "creating a temporary directory".into(),
+                    source: e,
+                })?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut targets = Vec::new();
+    let mut expects = Vec::new();
+    for arch in ARCHES {
+        if let Some(why) = crate::demo::missing_toolchain(arch) {
+            eprintln!("demo: skipping {}: {why}", Platform::linux(arch).oci());
+            continue;
+        }
+        eprintln!("demo: building for {}…", Platform::linux(arch).oci());
+        let dir = out_dir.join(arch.key());
+        match crate::demo::build_hello(arch, &dir) {
+            Ok(path) => {
+                let mut found = discover(&path, false)?;
+                for t in &mut found {
+                    t.display = format!(
+                        "{}/{}",
+                        arch.key(),
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default()
+                    );
+                }
+                expects.extend(found.iter().map(|_| arch));
+                targets.extend(found);
+            }
+            Err(e) => eprintln!("demo: {} failed to build: {e}", Platform::linux(arch).oci()),
+        }
+    }
+    if targets.is_empty() {
+        return Err(Error::Environment {
+            what: "no cross toolchain is installed, so there is nothing to build".into(),
+            hint: "run ./scripts/setup (apt-get installs the toolchains and qemu-user)".into(),
+        });
+    }
+    let options = Options::from_args(args)?;
+    // Each demo binary is held to the platform it was built for.
+    let mut artifacts = Vec::new();
+    for (target, arch) in targets.into_iter().zip(expects) {
+        let platform = Platform::linux(arch);
+        let per = Options {
+            expects: vec![(arch.nix_system(), platform)],
+            ..options.clone()
+        };
+        artifacts.extend(verify(vec![], vec![target], &per).report.artifacts);
+    }
+    let report = Report::new(
+        vec![out_dir.display().to_string()],
+        artifacts,
+        options.strict,
+    );
+    print_report(&report, args);
+    Ok(match report.verdict {
+        report::Verdict::Pass => exit::OK,
+        report::Verdict::Fail => exit::CHECK_FAILED,
+    })
+}
+
+pub fn platforms_table() -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<14} {:<18} {:<12} {:<5} {:<6} {:<34} {:<16} verified",
+        "oci", "nix system", "rust ARCH", "class", "order", "glibc loader", "qemu"
+    );
+    for a in ARCHES {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<18} {:<12} {:<5} {:<6} {:<34} {:<16} {}",
+            Platform::linux(a).oci(),
+            a.nix_system(),
+            a.rust_arch,
+            a.class.bits(),
+            a.byte_order.short(),
+            a.glibc_loader,
+            a.qemu,
+            match a.verified {
+                crate::platform::Verified::Fixture => "fixture",
+                crate::platform::Verified::Unverified => "unverified",
+            }
+        );
+        let mut names: Vec<&str> = a
+            .pkgs_cross_glibc
+            .iter()
+            .chain(a.pkgs_cross_musl)
+            .copied()
+            .collect();
+        names.extend(a.triples());
+        let _ = writeln!(out, "    also: {}", names.join(", "));
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! Check results, stable check IDs and the expected-platform model shared by every check.
+
+pub mod elf;
+pub mod run;
+
+use crate::platform::Platform;
+use serde::Serialize;
+
+/// Stable check IDs: reports, config and docs use these strings.
+pub mod ids {
+    pub const ELF_FORMAT: &str = "elf.format";
+    pub const ELF_MACHINE: &str = "elf.machine";
+    pub const ELF_ABI: &str = "elf.abi";
+    pub const ELF_INTERP: &str = "elf.interp";
+    pub const ELF_INTERP_PRESENT: &str = "elf.interp-present";
+    pub const ELF_NEEDED: &str = "elf.needed";
+    pub const ELF_IMPURE: &str = "elf.impure";
+    pub const RUN_EXEC: &str = "run.exec";
+    pub const RUN_OUTPUT: &str = "run.output";
+
+    /// Column order of the human matrix.
+    pub const BINARY_CHECKS: &[&str] = &[
+        ELF_FORMAT,
+        ELF_MACHINE,
+        ELF_ABI,
+        ELF_INTERP,
+        ELF_INTERP_PRESENT,
+        ELF_NEEDED,
+        ELF_IMPURE,
+        RUN_EXEC,
+        RUN_OUTPUT,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Skip,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Skip => "skip",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One check's verdict on one artifact. Failures carry expected, found, where and a fix.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckResult {
+    pub id: &'static str,
+    pub status: Status,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl CheckResult {
+    pub fn new(id: &'static str, status: Status, message: impl Into<String>) -> Self {
+        CheckResult {
+            id,
+            status,
+            message: message.into(),
+            expected: None,
+            found: None,
+            location: None,
+            hint: None,
+        }
+    }
+    pub fn pass(id: &'static str, message: impl Into<String>) -> Self {
+        Self::new(id, Status::Pass, message)
+    }
+    pub fn fail(id: &'static str, message: impl Into<String>) -> Self {
+        Self::new(id, Status::Fail, message)
+    }
+    pub fn warn(id: &'static str, message: impl Into<String>) -> Self {
+        Self::new(id, Status::Warn, message)
+    }
+    pub fn skip(id: &'static str, message: impl Into<String>) -> Self {
+        Self::new(id, Status::Skip, message)
+    }
+    pub fn expected(mut self, v: impl Into<String>) -> Self {
+        self.expected = Some(v.into());
+        self
+    }
+    pub fn found(mut self, v: impl Into<String>) -> Self {
+        self.found = Some(v.into());
+        self
+    }
+    pub fn at(mut self, v: impl Into<String>) -> Self {
+        self.location = Some(v.into());
+        self
+    }
+    pub fn hint(mut self, v: impl Into<String>) -> Self {
+        self.hint = Some(v.into());
+        self
+    }
+}
+
+/// The platform an artifact must be, and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub platform: Platform,
+    pub source: ExpectedSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "kebab-case")]
+pub enum ExpectedSource {
+    /// `--expect NAME`.
+    Flag { name: String },
+    /// A triple inside the Nix store name of the input.
+    StoreName { store_name: String, triple: String },
+    /// Nothing else said: the binary's own headers.
+    Binary,
+}
+
+impl ExpectedSource {
+    pub fn describe(&self) -> String {
+        match self {
+            ExpectedSource::Flag { name } => format!("--expect {name}"),
+            ExpectedSource::StoreName { store_name, triple } => {
+                format!("store name {store_name} (triple {triple})")
+            }
+            ExpectedSource::Binary => "the binary's own headers".to_string(),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Command line: `mab-verify [OPTIONS] PATH…` and its subcommands.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  mab-verify ./result                                 inspect and run a Nix output
+  mab-verify --expect linux/arm/v7 ./result/bin/app   exit 1 unless it is an armv7 hard-float binary
+  mab-verify --format json ./result > report.json
+  mab-verify --sysroot /usr/aarch64-linux-gnu ./hello-aarch64
+  mab-verify --no-run ./result                        headers only
+  mab-verify platforms                                every platform name it accepts
+  mab-verify demo                                     build the bundled demo for every platform here and verify it
+
+Exit codes: 0 all checks passed, 1 a check failed, 2 bad input or usage,
+3 the environment lacks something required (qemu with --require-run).";
+
+#[derive(Debug, Parser)]
+#[command(name = "mab-verify", version, about = "Prove that every platform's cross-built binary is what it claims to be, and runs.", after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the platform table and every name each row accepts.
+    Platforms,
+    /// Build the bundled demo for every platform whose toolchain is installed, then verify it.
+    Demo {
+        /// Keep the built binaries here instead of a temporary directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        verify: Box<VerifyArgs>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VerifyArgs {
+    /// Binaries or directories (a Nix `result`) to verify.
+    pub paths: Vec<PathBuf>,
+    /// Platform the binaries must be: linux/arm64, aarch64-linux, aarch64-multiplatform, aarch64-unknown-linux-gnu, …
+    #[arg(long, value_name = "PLATFORM")]
+    pub expect: Vec<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Inspect every ELF file in a directory, not only executables under bin/ and libexec/.
+    #[arg(long)]
+    pub all: bool,
+    /// Root in which loaders and libraries are looked up and runs find their libraries.
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+    /// Treat warnings as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Inspect headers only; do not run anything.
+    #[arg(long, conflicts_with = "require_run")]
+    pub no_run: bool,
+    /// Exit 3 when a platform cannot be run here (no qemu), instead of skipping it.
+    #[arg(long)]
+    pub require_run: bool,
+    /// Expected stdout, a template: {os} {arch} {oci_arch} {variant} {triple} {version}; `none` checks only the exit status.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "expect_output_regex")]
+    pub expect_output: Option<String>,
+    /// Expected stdout as a regular expression (templates are filled in first).
+    #[arg(long, value_name = "REGEX")]
+    pub expect_output_regex: Option<String>,
+    /// One argument for the binary under test; repeat for more (`--args --version`).
+    #[arg(
+        long = "args",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        num_args = 1
+    )]
+    pub run_args: Vec<String>,
+    /// Seconds a run may take before its whole process group is killed [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Config file [default: ./mab.toml when present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Colour in the human report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}

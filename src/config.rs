@@ -1,0 +1,126 @@
+//! `mab.toml`: run arguments, expected output, limits and per-platform overrides.
+
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Largest config file read; a config is a few lines.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Emulator per platform: any platform name → path to qemu.
+    #[serde(default)]
+    pub qemu: BTreeMap<String, PathBuf>,
+    /// Per-platform run overrides, keyed by any platform name.
+    #[serde(default)]
+    pub platform: BTreeMap<String, RunConfig>,
+    /// Platforms that must be present (also `--expect`).
+    #[serde(default)]
+    pub expect: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub args: Option<Vec<String>>,
+    pub expect_output: Option<String>,
+    pub expect_output_regex: Option<String>,
+    pub timeout_secs: Option<f64>,
+    pub output_cap_bytes: Option<usize>,
+    pub version: Option<String>,
+}
+
+impl Config {
+    /// `--config PATH`, else `./mab.toml` when present, else defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("mab.toml");
+                if !p.is_file() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let err = |message: String| Error::Config {
+            path: path.clone(),
+            message,
+        };
+        let meta = std::fs::metadata(&path).map_err(|e| err(e.to_string()))?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(err(format!(
+                "{} bytes is larger than the {MAX_CONFIG_BYTES}-byte limit",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+        Config::parse(&text).map_err(err)
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        for name in config
+            .qemu
+            .keys()
+            .chain(config.platform.keys())
+            .chain(&config.expect)
+        {
+            Platform::parse(name).map_err(|e| e.to_string())?;
+        }
+        Ok(config)
+    }
+
+    /// The per-platform section for `platform`, if one names it.
+    pub fn for_platform(&self, platform: &Platform) -> Option<&RunConfig> {
+        self.platform
+            .iter()
+            .find(|(name, _)| {
+                Platform::parse(name).is_ok_and(|p| p.arch == platform.arch && p.os == platform.os)
+            })
+            .map(|(_, c)| c)
+    }
+
+    pub fn emulator_overrides(&self) -> crate::run::EmulatorOverrides {
+        self.qemu
+            .iter()
+            .filter_map(|(name, path)| {
+                Platform::parse(name)
+                    .ok()
+                    .map(|p| (p.arch.key(), path.clone()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_platform_names_are_rejected_with_a_suggestion() {
+        let err = Config::parse("[platform.\"linux/arm64/v9\"]\nargs = []\n").unwrap_err();
+        assert!(err.contains("unknown platform"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Config::parse("[run]\ntimeout = 3\n").is_err());
+    }
+
+    #[test]
+    fn per_platform_sections_match_any_name_form() {
+        let c = Config::parse("[platform.aarch64-multiplatform]\nexpect_output = \"x\"\n").unwrap();
+        let p = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(
+            c.for_platform(&p).unwrap().expect_output.as_deref(),
+            Some("x")
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Terminal report: one row per binary, one column per check, failures explained underneath.
+
+use super::{Artifact, Report, Verdict};
+use crate::check::{Status, ids};
+use crate::run::RunReport;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn status(&self, s: Status, text: &str) -> String {
+        let code = match s {
+            Status::Pass => "32",
+            Status::Fail => "1;31",
+            Status::Warn => "33",
+            Status::Skip => "2",
+        };
+        self.paint(code, text)
+    }
+}
+
+/// Short column headers, in the order of `ids::BINARY_CHECKS`.
+fn header(id: &str) -> &str {
+    id.split('.').nth(1).map_or(id, |s| match s {
+        "interp-present" => "loader",
+        other => other,
+    })
+}
+
+fn cell(status: Option<Status>) -> (&'static str, Status) {
+    match status {
+        Some(Status::Pass) => ("ok", Status::Pass),
+        Some(Status::Fail) => ("FAIL", Status::Fail),
+        Some(Status::Warn) => ("warn", Status::Warn),
+        Some(Status::Skip) | None => ("-", Status::Skip),
+    }
+}
+
+pub fn render(report: &Report, style: Style) -> String {
+    let mut out = String::new();
+    let cols = ids::BINARY_CHECKS;
+    let name_width = report
+        .artifacts
+        .iter()
+        .map(|a| a.path.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 60);
+    let platform_width = report
+        .artifacts
+        .iter()
+        .map(|a| platform_cell(a).len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let widths: Vec<usize> = cols.iter().map(|c| header(c).len().max(4)).collect();
+
+    let _ = write!(
+        out,
+        "{:<name_width$}  {:<platform_width$}",
+        "binary", "platform"
+    );
+    for (c, w) in cols.iter().zip(&widths) {
+        let _ = write!(out, "  {:<w$}", header(c));
+    }
+    out.push('\n');
+    for a in &report.artifacts {
+        let _ = write!(
+            out,
+            "{:<name_width$}  {:<platform_width$}",
+            shorten(&a.path, name_width),
+            platform_cell(a)
+        );
+        for (c, w) in cols.iter().zip(&widths) {
+            let status = a.checks.iter().find(|r| r.id == *c).map(|r| r.status);
+            let (text, s) = cell(status);
+            let padded = format!("{text:<w$}");
+            let _ = write!(out, "  {}", style.status(s, &padded));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    for a in &report.artifacts {
+        details(&mut out, a, style);
+    }
+    summary(&mut out, report, style);
+    out
+}
+
+fn platform_cell(a: &Artifact) -> String {
+    a.platform.clone().unwrap_or_else(|| "?".to_string())
+}
+
+fn shorten(path: &str, width: usize) -> String {
+    let n = path.chars().count();
+    if n <= width {
+        return path.to_string();
+    }
+    let tail: String = path.chars().skip(n - (width - 1)).collect();
+    format!("…{tail}")
+}
+
+fn details(out: &mut String, a: &Artifact, style: Style) {
+    let worst = a
+        .checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass);
+    let mark = match worst {
+        Status::Fail => style.status(Status::Fail, "✗"),
+        Status::Warn => style.status(Status::Warn, "!"),
+        _ => style.status(Status::Pass, "✓"),
+    };
+    let _ = writeln!(out, "{mark} {}", a.path);
+    match &a.expected {
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "    expected {} from {}",
+                e.platform,
+                e.source.describe()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "    expected platform unknown: pass --expect PLATFORM");
+        }
+    }
+    let _ = writeln!(out, "    sha256 {}", a.sha256);
+    match &a.run {
+        RunReport::Ran {
+            runner, captured, ..
+        } => {
+            let status = match (captured.timed_out, captured.exit_code, captured.signal) {
+                (true, _, _) => "timed out".to_string(),
+                (_, Some(c), _) => format!("exit {c}"),
+                (_, None, Some(s)) => format!("signal {s}"),
+                _ => "no status".to_string(),
+            };
+            let first = captured.stdout.lines().next().unwrap_or("");
+            let _ = writeln!(
+                out,
+                "    run: {runner} · {status} · {} ms · stdout {first:?}{}",
+                captured.duration_ms,
+                if captured.stdout_truncated {
+                    " (truncated)"
+                } else {
+                    ""
+                }
+            );
+        }
+        RunReport::Skipped { reason, hint } => {
+            let _ = writeln!(
+                out,
+                "    run: {} {reason} ({hint})",
+                style.status(Status::Skip, "skipped:")
+            );
+        }
+        RunReport::Failed { reason } => {
+            let _ = writeln!(
+                out,
+                "    run: {} {reason}",
+                style.status(Status::Fail, "could not start:")
+            );
+        }
+        RunReport::NotRun { reason } => {
+            let _ = writeln!(out, "    run: not run ({reason})");
+        }
+    }
+    for c in a
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+    {
+        let label = style.status(c.status, c.status.as_str());
+        let _ = writeln!(out, "    {label} {}: {}", c.id, c.message);
+        for (name, value) in [
+            ("expected", &c.expected),
+            ("found", &c.found),
+            ("where", &c.location),
+            ("fix", &c.hint),
+        ] {
+            if let Some(v) = value {
+                let _ = writeln!(out, "        {name:<8} {v}");
+            }
+        }
+    }
+    out.push('\n');
+}
+
+fn summary(out: &mut String, report: &Report, style: Style) {
+    let s = &report.summary;
+    let verdict = match report.verdict {
+        Verdict::Pass => style.status(Status::Pass, "PASS"),
+        Verdict::Fail => style.status(Status::Fail, "FAIL"),
+    };
+    let _ = writeln!(
+        out,
+        "{verdict}: {} binaries, {} checks passed, {} failed, {} warnings, {} skipped",
+        s.artifacts, s.pass, s.fail, s.warn, s.skip
+    );
+}

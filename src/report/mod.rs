@@ -1,0 +1,98 @@
+//! The report model every output format is built from: artifacts, their facts and check results.
+
+pub mod human;
+pub mod json;
+
+use crate::check::{CheckResult, ExpectedSource, Status};
+use crate::inspect::Identity;
+use crate::inspect::closure::ClosureFacts;
+use crate::run::RunReport;
+use serde::Serialize;
+
+/// Bump on any incompatible change to the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub inputs: Vec<String>,
+    pub artifacts: Vec<Artifact>,
+    pub summary: Summary,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub path: String,
+    pub resolved_path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub kind: &'static str,
+    /// What the bytes are, in OCI notation (`linux/arm/v7`); absent when no row fits.
+    pub platform: Option<String>,
+    pub expected: Option<ExpectedReport>,
+    pub facts: Identity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closure: Option<ClosureFacts>,
+    pub run: RunReport,
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectedReport {
+    pub platform: String,
+    #[serde(flatten)]
+    pub source: ExpectedSource,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub artifacts: usize,
+    pub pass: usize,
+    pub fail: usize,
+    pub warn: usize,
+    pub skip: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+impl Report {
+    pub fn new(inputs: Vec<String>, artifacts: Vec<Artifact>, strict: bool) -> Report {
+        let mut summary = Summary {
+            artifacts: artifacts.len(),
+            ..Summary::default()
+        };
+        for c in artifacts.iter().flat_map(|a| &a.checks) {
+            match c.status {
+                Status::Pass => summary.pass += 1,
+                Status::Fail => summary.fail += 1,
+                Status::Warn => summary.warn += 1,
+                Status::Skip => summary.skip += 1,
+            }
+        }
+        let failed = summary.fail > 0 || (strict && summary.warn > 0);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            inputs,
+            artifacts,
+            summary,
+            verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+        }
+    }
+}
