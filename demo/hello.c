@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #ifndef MAB_ARCH
-#error "pass the row's Rust ARCH: -DMAB_ARCH='\"aarch64\"'"
+#error "pass the row's Rust ARCH as a string literal: -DMAB_ARCH='\"<ARCH>\"'"
 #endif
 
 /* Behaviours for run-check fixtures; the default is a well-behaved hello. */

@@ -50,6 +50,7 @@ pub struct Options {
     pub cli_output_regex: Option<String>,
     pub run_args: Vec<String>,
     pub timeout: Option<f64>,
+    pub all: bool,
 }
 
 impl Options {
@@ -85,6 +86,7 @@ impl Options {
             cli_output_regex: args.expect_output_regex.clone(),
             run_args: args.run_args.clone(),
             timeout: args.timeout,
+            all: args.all,
         })
     }
 }
@@ -162,6 +164,10 @@ pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> O
     let prepared: Vec<Prepared> = targets
         .into_iter()
         .map(|t| prepare(t, options, &mut cache))
+        // A walk without --all looks for programs: libraries and loaders marked executable stay out.
+        .filter(|p| {
+            !p.target.from_walk || options.all || p.facts.elf().is_none_or(|e| e.is_executable())
+        })
         .collect();
     let to_run = prepared
         .iter()
@@ -253,19 +259,7 @@ fn prepare(target: Target, options: &Options, cache: &mut FactCache) -> Prepared
 
 /// No `--expect`, no triple in a store name, and the bytes match no row.
 fn unidentified(target: &Target, facts: &BinaryFacts) -> Vec<CheckResult> {
-    let what = match facts.elf() {
-        Some(e) => format!("{} is not a platform mab-verify knows", e.identity()),
-        None => format!(
-            "a {} file, not an executable of a known platform",
-            facts.kind()
-        ),
-    };
-    let mut out = vec![
-        CheckResult::fail(ids::ELF_FORMAT, what.clone())
-            .found(facts.kind())
-            .at(target.display.clone())
-            .hint("point mab-verify at a built binary, or say what it should be with --expect PLATFORM"),
-    ];
+    let mut out = vec![crate::check::elf::unreadable(&target.display, facts, "ELF")];
     out.extend(
         ids::BINARY_CHECKS[1..7]
             .iter()
@@ -279,6 +273,9 @@ fn expected_for(
     facts: &BinaryFacts,
     expects: &[(String, Platform)],
 ) -> Option<Expected> {
+    if let Some(declared) = &target.declared {
+        return Some(declared.clone());
+    }
     let own = facts.platform();
     if !expects.is_empty() {
         // Several --expect: each binary is held to the one naming its own row, else the first.
@@ -529,7 +526,6 @@ fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
         }
     };
     let mut targets = Vec::new();
-    let mut expects = Vec::new();
     for arch in ARCHES {
         if let Some(why) = crate::demo::missing_toolchain(arch) {
             eprintln!("demo: skipping {}: {why}", Platform::linux(arch).oci());
@@ -549,7 +545,15 @@ fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
                             .unwrap_or_default()
                     );
                 }
-                expects.extend(found.iter().map(|_| arch));
+                for t in &mut found {
+                    // Each demo binary is held to the platform it was built for.
+                    t.declared = Some(Expected {
+                        platform: Platform::linux(arch),
+                        source: ExpectedSource::BuildTarget {
+                            target: arch.nix_system(),
+                        },
+                    });
+                }
                 targets.extend(found);
             }
             Err(e) => eprintln!("demo: {} failed to build: {e}", Platform::linux(arch).oci()),
@@ -562,16 +566,7 @@ fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
         });
     }
     let options = Options::from_args(args)?;
-    // Each demo binary is held to the platform it was built for.
-    let mut artifacts = Vec::new();
-    for (target, arch) in targets.into_iter().zip(expects) {
-        let platform = Platform::linux(arch);
-        let per = Options {
-            expects: vec![(arch.nix_system(), platform)],
-            ..options.clone()
-        };
-        artifacts.extend(verify(vec![], vec![target], &per).report.artifacts);
-    }
+    let artifacts = verify(vec![], targets, &options).report.artifacts;
     let report = Report::new(
         vec![out_dir.display().to_string()],
         artifacts,

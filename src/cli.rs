@@ -78,10 +78,15 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub require_run: bool,
     /// Expected stdout, a template: {os} {arch} {oci_arch} {variant} {triple} {version}; `none` checks only the exit status.
-    #[arg(long, value_name = "TEMPLATE", conflicts_with = "expect_output_regex")]
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        conflicts_with = "expect_output_regex",
+        allow_hyphen_values = true
+    )]
     pub expect_output: Option<String>,
     /// Expected stdout as a regular expression (templates are filled in first).
-    #[arg(long, value_name = "REGEX")]
+    #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
     pub expect_output_regex: Option<String>,
     /// One argument for the binary under test; repeat for more (`--args --version`).
     #[arg(

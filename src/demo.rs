@@ -77,7 +77,7 @@ impl Behaviour {
     }
 }
 
-/// A C string literal for a `-D` value: `aarch64` becomes `"aarch64"`.
+/// A C string literal for a `-D` value: `some-arch` becomes `"some-arch"`.
 pub fn c_string_literal(s: &str) -> String {
     let escaped: String = s
         .chars()
@@ -158,7 +158,7 @@ pub fn missing_toolchain(arch: &Arch) -> Option<String> {
     let gcc = format!("{}-gcc", tc.gcc_triple);
     if find_program(&gcc).is_none() {
         missing.push(gcc);
-        // Debian package names cannot hold `_` (x86_64 → gcc-x86-64-linux-gnu).
+        // Debian package names cannot hold `_` (a `_` in a triple becomes `-`).
         packages.push(format!("gcc-{}", tc.gcc_triple.replace('_', "-")));
     }
     let has_crt = sysroot_lib_dirs(arch)
@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn string_literals_are_escaped() {
-        assert_eq!(c_string_literal("aarch64"), "\"aarch64\"");
+        assert_eq!(c_string_literal("some-arch"), "\"some-arch\"");
         assert_eq!(c_string_literal(r#"a"b\c"#), r#""a\"b\\c""#);
     }
 
@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn commands_are_shown_quoted() {
         let mut cmd = Command::new("gcc");
-        cmd.args(["-DMAB_ARCH=\"x86\"", "-o", "a b"]);
-        assert_eq!(describe(&cmd), r#"gcc '-DMAB_ARCH="x86"' -o 'a b'"#);
+        cmd.args(["-DMAB_ARCH=\"some-arch\"", "-o", "a b"]);
+        assert_eq!(describe(&cmd), r#"gcc '-DMAB_ARCH="some-arch"' -o 'a b'"#);
     }
 }

@@ -14,6 +14,10 @@ pub struct Target {
     /// The real file, symlinks resolved.
     pub host_path: PathBuf,
     pub store: Option<StoreLocation>,
+    /// Found by walking a directory rather than named by the user.
+    pub from_walk: bool,
+    /// What the producer (a build step) says this file is; outranks every other source.
+    pub declared: Option<crate::check::Expected>,
 }
 
 /// Where a file lives inside a Nix store (the host's, or one below another root).
@@ -40,7 +44,7 @@ pub fn discover(input: &Path, all: bool) -> Result<Vec<Target>> {
         .map_err(|e| Error::input(input, e.to_string()))?;
     let display_root = input.display().to_string();
     if meta.is_file() {
-        return Ok(vec![target(display_root, real)]);
+        return Ok(vec![target(display_root, real, false)]);
     }
     let mut found = Vec::new();
     let preferred: Vec<PathBuf> = ["bin", "libexec"]
@@ -77,17 +81,20 @@ pub fn discover(input: &Path, all: bool) -> Result<Vec<Target>> {
             target(
                 format!("{}/{}", display_root.trim_end_matches('/'), rel),
                 host,
+                true,
             )
         })
         .collect())
 }
 
-fn target(display: String, host_path: PathBuf) -> Target {
+fn target(display: String, host_path: PathBuf, from_walk: bool) -> Target {
     let store = store_location(&host_path);
     Target {
         display,
         host_path,
         store,
+        from_walk,
+        declared: None,
     }
 }
 

@@ -29,7 +29,7 @@ impl RootOrigin {
             RootOrigin::Sysroot => "--sysroot",
             RootOrigin::StoreRoot => "the root above the input's nix/store",
             RootOrigin::Host => "the host",
-            RootOrigin::DebianCross => "Debian's cross sysroot (found automatically)",
+            RootOrigin::DebianCross => "Debian's cross sysroot, found automatically",
         }
     }
 }

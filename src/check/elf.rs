@@ -121,12 +121,20 @@ fn format(ctx: &BinaryContext<'_>) -> CheckResult {
                 .at(at)
                 .hint("this output was built for another OS; check the flake attribute or --target")
         }
+        Identity::Corrupt { .. } | Identity::NotBinary { .. } => unreadable(at, ctx.facts, want),
+    }
+}
+
+/// `elf.format` for a file that is no binary at all, or one that cannot be parsed; needs no
+/// expected platform.
+pub fn unreadable(at: &str, facts: &BinaryFacts, want: &str) -> CheckResult {
+    match &facts.identity {
         Identity::Corrupt { format, error } => CheckResult::fail(
             ids::ELF_FORMAT,
             format!("{format} file that cannot be parsed: {error}"),
         )
         .expected(format!("a complete {want} executable"))
-        .found(format!("{} bytes, unparseable", ctx.facts.size))
+        .found(format!("{} bytes, unparseable", facts.size))
         .at(at)
         .hint("the file is truncated or corrupt: rebuild it and check the copy or download step"),
         Identity::NotBinary { first_bytes } => CheckResult::fail(
@@ -137,6 +145,16 @@ fn format(ctx: &BinaryContext<'_>) -> CheckResult {
         .found(format!("file starting with bytes {first_bytes}"))
         .at(at)
         .hint("point mab-verify at the compiled binary (for a wrapper script, at what it execs)"),
+        _ => CheckResult::fail(
+            ids::ELF_FORMAT,
+            format!("a {} file of no known platform", facts.kind()),
+        )
+        .expected(format!(
+            "{want} executable of a platform in `mab-verify platforms`"
+        ))
+        .found(facts.kind())
+        .at(at)
+        .hint("say what it should be with --expect PLATFORM"),
     }
 }
 
@@ -334,7 +352,7 @@ fn needed(elf: &ElfFacts, ctx: &BinaryContext<'_>) -> CheckResult {
         match lib.rejected.first() {
             Some(wrong) => problems.push((
                 format!(
-                    "{} (needed by {}) resolves only to {}, a {} file",
+                    "{} (needed by {}) resolves only to {} ({})",
                     lib.name, lib.needed_by, wrong.guest_path, wrong.platform
                 ),
                 wrong.guest_path.clone(),

@@ -124,6 +124,8 @@ pub enum ExpectedSource {
     Flag { name: String },
     /// A triple inside the Nix store name of the input.
     StoreName { store_name: String, triple: String },
+    /// The target it was built for (`mab-verify demo`, and later `build`).
+    BuildTarget { target: String },
     /// Nothing else said: the binary's own headers.
     Binary,
 }
@@ -135,6 +137,7 @@ impl ExpectedSource {
             ExpectedSource::StoreName { store_name, triple } => {
                 format!("store name {store_name} (triple {triple})")
             }
+            ExpectedSource::BuildTarget { target } => format!("the build target {target}"),
             ExpectedSource::Binary => "the binary's own headers".to_string(),
         }
     }

@@ -1,7 +1,7 @@
 //! Follows a binary's loader and DT_NEEDED chain inside a root and records what each name resolves to.
 
 use super::{BinaryFacts, ElfFacts, inspect_bytes};
-use crate::platform::Arch;
+use crate::platform::{Arch, Libc};
 use crate::rootfs::Root;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -39,6 +39,8 @@ pub struct ClosureFacts {
     pub loader: Option<LoaderResolution>,
     pub libraries: Vec<LibraryResolution>,
 }
+
+const MUSL_LIBC_NAME: &str = "libc.so";
 
 /// Most libraries followed for one binary; real closures stay far below this.
 const MAX_LIBRARIES: usize = 512;
@@ -100,7 +102,12 @@ pub fn resolve_closure(
 
     while let Some((current, current_path)) = queue.pop_front() {
         let origin = parent_dir(&current_path).unwrap_or_else(|| "/".to_string());
-        let dirs = search_dirs(&current, &origin, loader_dir.as_deref(), arch);
+        let mut dirs = search_dirs(&current, &origin, loader_dir.as_deref(), arch);
+        // A library checked on its own finds its siblings, as the libraries a process has
+        // already loaded satisfy each other's DT_NEEDED.
+        if current.linkage == super::Linkage::SharedLibrary && !dirs.contains(&origin) {
+            dirs.push(origin.clone());
+        }
         for name in &current.needed {
             if libraries.contains_key(name) || libraries.len() >= MAX_LIBRARIES {
                 continue;
@@ -112,6 +119,15 @@ pub fn resolve_closure(
                 rejected: Vec::new(),
                 searched: dirs.clone(),
             };
+            // musl's dynamic loader is its libc: `libc.so` resolves to the loader itself.
+            if name == MUSL_LIBC_NAME
+                && elf.libc() == Some(Libc::Musl)
+                && let Some(l) = loader.as_ref().and_then(|l| l.found.clone())
+            {
+                resolution.found = Some(l);
+                libraries.insert(name.clone(), resolution);
+                continue;
+            }
             for dir in &dirs {
                 let guest = format!("{}/{}", dir.trim_end_matches('/'), name);
                 let Some(host) = root.resolve(&guest) else {

@@ -97,6 +97,8 @@ pub(super) fn facts(elf: &Elf<'_>, bytes: &[u8]) -> Result<ElfFacts, String> {
     let flags_1 = elf.dynamic.as_ref().map_or(0, |d| d.info.flags_1);
     let linkage = match (elf_type, elf.interpreter.is_some()) {
         (ElfType::Relocatable | ElfType::Core | ElfType::Other, _) => Linkage::Object,
+        // libc.so.6 has a PT_INTERP so it can print its version, yet it is a library.
+        (ElfType::SharedObject, true) if elf.soname.is_some() => Linkage::SharedLibrary,
         (_, true) => Linkage::Dynamic,
         (ElfType::Executable, false) => Linkage::Static,
         (ElfType::SharedObject, false) => {

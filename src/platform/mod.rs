@@ -62,7 +62,7 @@ pub enum AbiSpec {
 impl fmt::Display for AbiSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AbiSpec::None => f.write_str("default"),
+            AbiSpec::None => f.write_str("standard ABI"),
             AbiSpec::Arm {
                 hard_float,
                 arch_version,
@@ -121,7 +121,7 @@ pub enum ObservedAbi {
 impl fmt::Display for ObservedAbi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ObservedAbi::None => f.write_str("default"),
+            ObservedAbi::None => f.write_str("standard ABI (no variants on this machine)"),
             ObservedAbi::Arm {
                 hard_float,
                 arch_version,

@@ -37,12 +37,14 @@ fn header(id: &str) -> &str {
     })
 }
 
-fn cell(status: Option<Status>) -> (&'static str, Status) {
-    match status {
-        Some(Status::Pass) => ("ok", Status::Pass),
-        Some(Status::Fail) => ("FAIL", Status::Fail),
-        Some(Status::Warn) => ("warn", Status::Warn),
-        Some(Status::Skip) | None => ("-", Status::Skip),
+/// `-` is "does not apply"; `skip` is "could not be checked here", which a user can fix.
+fn cell(check: Option<&crate::check::CheckResult>) -> (&'static str, Status) {
+    match check.map(|c| (c.status, c.hint.is_some())) {
+        Some((Status::Pass, _)) => ("ok", Status::Pass),
+        Some((Status::Fail, _)) => ("FAIL", Status::Fail),
+        Some((Status::Warn, _)) => ("warn", Status::Warn),
+        Some((Status::Skip, true)) => ("skip", Status::Warn),
+        Some((Status::Skip, false)) | None => ("-", Status::Skip),
     }
 }
 
@@ -82,8 +84,7 @@ pub fn render(report: &Report, style: Style) -> String {
             platform_cell(a)
         );
         for (c, w) in cols.iter().zip(&widths) {
-            let status = a.checks.iter().find(|r| r.id == *c).map(|r| r.status);
-            let (text, s) = cell(status);
+            let (text, s) = cell(a.checks.iter().find(|r| r.id == *c));
             let padded = format!("{text:<w$}");
             let _ = write!(out, "  {}", style.status(s, &padded));
         }
@@ -117,9 +118,14 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
         .map(|c| c.status)
         .max()
         .unwrap_or(Status::Pass);
+    let could_not_check = a
+        .checks
+        .iter()
+        .any(|c| c.status == Status::Skip && c.hint.is_some());
     let mark = match worst {
         Status::Fail => style.status(Status::Fail, "✗"),
         Status::Warn => style.status(Status::Warn, "!"),
+        _ if could_not_check => style.status(Status::Warn, "?"),
         _ => style.status(Status::Pass, "✓"),
     };
     let _ = writeln!(out, "{mark} {}", a.path);

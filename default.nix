@@ -1,0 +1,23 @@
+# mab-verify as a package, callPackage style: `pkgs.callPackage ./default.nix { }`.
+{ lib, rustPlatform }:
+
+rustPlatform.buildRustPackage {
+  pname = "mab-verify";
+  version = "0.1.0";
+
+  # Only what the build reads: the demo sources are compiled into the binary (include_str!).
+  src = lib.fileset.toSource {
+    root = ./.;
+    fileset = lib.fileset.unions [ ./Cargo.toml ./Cargo.lock ./src ./demo ];
+  };
+  cargoLock.lockFile = ./Cargo.lock;
+
+  # The suite cross-compiles fixtures and runs them under qemu-user; it runs via scripts/test.
+  doCheck = false;
+
+  meta = {
+    description = "Verify that every platform's cross-built binary and image is what it claims to be";
+    mainProgram = "mab-verify";
+    platforms = lib.platforms.linux;
+  };
+}

@@ -1,0 +1,95 @@
+//! Runs the real `mab-verify` binary and reads its JSON report, for integration tests.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::process::Command;
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Status of check `id` on the only (or first) artifact.
+    pub fn status(&self, id: &str) -> String {
+        status_of(&self.json()["artifacts"][0], id)
+    }
+
+    pub fn assert_no_panic(&self) {
+        assert!(
+            !self.stderr.contains("panicked"),
+            "mab-verify panicked:\n{}",
+            self.stderr
+        );
+    }
+}
+
+pub fn status_of(artifact: &Value, id: &str) -> String {
+    check_of(artifact, id)["status"]
+        .as_str()
+        .unwrap_or("missing")
+        .to_string()
+}
+
+pub fn check_of<'a>(artifact: &'a Value, id: &str) -> &'a Value {
+    artifact["checks"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no check {id} in {artifact:#}"))
+}
+
+pub fn command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mab-verify"));
+    cmd.env_remove("MAB_QEMU_AARCH64").env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn run_cmd(mut cmd: Command) -> Outcome {
+    let out = cmd.output().expect("mab-verify starts");
+    let outcome = Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    outcome.assert_no_panic();
+    outcome
+}
+
+pub fn mab<I, S>(args: I) -> Outcome
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command();
+    cmd.args(args);
+    run_cmd(cmd)
+}
+
+/// Replace what differs between machines and runs: fixture paths, hashes, sizes, timings.
+pub fn redact(text: &str, replacements: &[(&str, &str)]) -> String {
+    let text = mab_verify::redact::redact(text, replacements);
+    let hex64 = regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap();
+    let hex40 = regex::Regex::new(r"\b[0-9a-f]{40}\b").unwrap();
+    let size = regex::Regex::new(r#""(size|stdout_bytes|stderr_bytes)": \d+"#).unwrap();
+    let text = hex64.replace_all(&text, "[sha256]");
+    let text = hex40.replace_all(&text, "[build-id]");
+    size.replace_all(&text, r#""$1": "[n]""#).into_owned()
+}
+
+pub fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
