@@ -7,7 +7,7 @@ use crate::cli::{Cli, ColorChoice, Command, Format, VerifyArgs};
 use crate::config::Config;
 use crate::discover::{Target, discover};
 use crate::error::{Error, Result, exit};
-use crate::inspect::closure::{ClosureFacts, FactCache, resolve_closure};
+use crate::inspect::closure::{ClosureFacts, FactCache, HostTree, resolve_closure};
 use crate::inspect::{BinaryFacts, Linkage, inspect_bytes};
 use crate::platform::{ARCHES, Platform};
 use crate::report::{self, Artifact, ExpectedReport, Report};
@@ -221,8 +221,7 @@ fn prepare(target: Target, options: &Options, cache: &mut FactCache) -> Prepared
                             elf,
                             &guest,
                             exp.platform.arch,
-                            &root,
-                            cache,
+                            &mut HostTree { root: &root, cache },
                         )),
                         "",
                     )

@@ -13,3 +13,4 @@ pub mod redact;
 pub mod report;
 pub mod rootfs;
 pub mod run;
+pub mod write;

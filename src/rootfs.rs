@@ -61,9 +61,42 @@ impl Root {
 /// Most hops a chain of symlinks may take, as in Linux's ELOOP limit.
 const MAX_SYMLINK_HOPS: usize = 40;
 
-/// Walk `guest_path` component by component below `root`. Absolute link targets restart at
-/// the root and `..` stops at it, so nothing outside `root` is ever reached.
+/// What a tree says about one path: enough to walk it like a kernel would.
+pub enum NodeKind {
+    Symlink(String),
+    Other,
+}
+
+/// A tree of guest paths: a real directory, or an image's merged layers.
+pub trait Tree {
+    /// `None` when nothing exists at `guest_path` (given without following its last link).
+    fn node(&self, guest_path: &str) -> Option<NodeKind>;
+}
+
+/// A real directory seen as a root.
+pub struct DirTree<'a>(pub &'a Path);
+
+impl Tree for DirTree<'_> {
+    fn node(&self, guest_path: &str) -> Option<NodeKind> {
+        let host = self.0.join(guest_path.trim_start_matches('/'));
+        let meta = std::fs::symlink_metadata(&host).ok()?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host).ok()?;
+            Some(NodeKind::Symlink(target.to_string_lossy().into_owned()))
+        } else {
+            Some(NodeKind::Other)
+        }
+    }
+}
+
+/// Walk `guest_path` component by component below `root`.
 pub fn resolve_in(root: &Path, guest_path: &str) -> Option<PathBuf> {
+    resolve_guest(&DirTree(root), guest_path).map(|canonical| root.join(canonical.trim_start_matches('/')))
+}
+
+/// The canonical guest path `guest_path` ends at, following symlinks inside the tree. Absolute
+/// link targets restart at the tree's root and `..` stops at it, so nothing outside is reached.
+pub fn resolve_guest(tree: &dyn Tree, guest_path: &str) -> Option<String> {
     let mut pending: Vec<String> = components(guest_path);
     pending.reverse();
     let mut resolved: Vec<String> = Vec::new();
@@ -77,26 +110,26 @@ pub fn resolve_in(root: &Path, guest_path: &str) -> Option<PathBuf> {
             }
             _ => {}
         }
-        let candidate = join(root, &resolved).join(&part);
-        let meta = std::fs::symlink_metadata(&candidate).ok()?;
-        if meta.file_type().is_symlink() {
-            hops += 1;
-            if hops > MAX_SYMLINK_HOPS {
-                return None;
+        resolved.push(part);
+        let here = format!("/{}", resolved.join("/"));
+        match tree.node(&here)? {
+            NodeKind::Other => {}
+            NodeKind::Symlink(target) => {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return None;
+                }
+                resolved.pop();
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                let mut more = components(&target);
+                more.reverse();
+                pending.extend(more);
             }
-            let target = std::fs::read_link(&candidate).ok()?;
-            let target = target.to_string_lossy().to_string();
-            if target.starts_with('/') {
-                resolved.clear();
-            }
-            let mut more = components(&target);
-            more.reverse();
-            pending.extend(more);
-        } else {
-            resolved.push(part);
         }
     }
-    Some(join(root, &resolved))
+    Some(format!("/{}", resolved.join("/")))
 }
 
 fn components(path: &str) -> Vec<String> {
@@ -108,12 +141,6 @@ fn components(path: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn join(root: &Path, parts: &[String]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    p.extend(parts);
-    p
 }
 
 #[cfg(test)]

@@ -45,6 +45,14 @@ const MUSL_LIBC_NAME: &str = "libc.so";
 /// Most libraries followed for one binary; real closures stay far below this.
 const MAX_LIBRARIES: usize = 512;
 
+/// A tree of files whose facts can be asked for: a host directory, or an image's rootfs.
+pub trait FactTree: crate::rootfs::Tree {
+    /// Facts of the file at a canonical (symlink-free) guest path.
+    fn facts(&mut self, canonical: &str) -> Option<BinaryFacts>;
+    /// Where this tree is, for reports.
+    fn root(&self) -> Root;
+}
+
 /// Cache of facts per host file, shared across the binaries of one run.
 #[derive(Default)]
 pub struct FactCache {
@@ -60,8 +68,33 @@ impl FactCache {
     }
 }
 
-fn found(cache: &mut FactCache, arch: &Arch, guest_path: String, host: &Path) -> Found {
-    let (platform, fits) = match cache.get(host) {
+/// A directory on this machine seen as a root, its files read on demand and cached.
+pub struct HostTree<'a> {
+    pub root: &'a Root,
+    pub cache: &'a mut FactCache,
+}
+
+impl crate::rootfs::Tree for HostTree<'_> {
+    fn node(&self, guest_path: &str) -> Option<crate::rootfs::NodeKind> {
+        crate::rootfs::DirTree(&self.root.dir).node(guest_path)
+    }
+}
+
+impl FactTree for HostTree<'_> {
+    fn facts(&mut self, canonical: &str) -> Option<BinaryFacts> {
+        let host = self.root.dir.join(canonical.trim_start_matches('/'));
+        self.cache.get(&host).cloned()
+    }
+    fn root(&self) -> Root {
+        self.root.clone()
+    }
+}
+
+/// The facts of what `guest_path` resolves to, and whether it runs on `arch`.
+fn found(tree: &mut dyn FactTree, arch: &Arch, guest_path: &str) -> Option<(Found, Option<BinaryFacts>)> {
+    let canonical = crate::rootfs::resolve_guest(tree, guest_path)?;
+    let facts = tree.facts(&canonical);
+    let (platform, fits) = match &facts {
         Some(facts) => match facts.elf() {
             Some(elf) => (
                 elf.platform().map_or_else(|| elf.identity(), |p| p.oci()),
@@ -71,27 +104,15 @@ fn found(cache: &mut FactCache, arch: &Arch, guest_path: String, host: &Path) ->
         },
         None => ("unreadable".to_string(), false),
     };
-    Found {
-        guest_path,
-        platform,
-        fits,
-    }
+    Some((Found { guest_path: guest_path.to_string(), platform, fits }, facts))
 }
 
-/// Resolve the loader and, transitively, every DT_NEEDED of `elf` inside `root`.
+/// Resolve the loader and, transitively, every DT_NEEDED of `elf` inside `tree`.
 /// `guest_path` is where the binary sits as the guest sees it (for `$ORIGIN`).
-pub fn resolve_closure(
-    elf: &ElfFacts,
-    guest_path: &str,
-    arch: &'static Arch,
-    root: &Root,
-    cache: &mut FactCache,
-) -> ClosureFacts {
+pub fn resolve_closure(elf: &ElfFacts, guest_path: &str, arch: &'static Arch, tree: &mut dyn FactTree) -> ClosureFacts {
     let loader = elf.interpreter.as_ref().map(|interp| LoaderResolution {
         path: interp.clone(),
-        found: root
-            .resolve(interp)
-            .map(|host| found(cache, arch, interp.clone(), &host)),
+        found: found(tree, arch, interp).map(|(f, _)| f),
     });
     let loader_dir = elf.interpreter.as_deref().and_then(parent_dir);
 
@@ -130,16 +151,15 @@ pub fn resolve_closure(
             }
             for dir in &dirs {
                 let guest = format!("{}/{}", dir.trim_end_matches('/'), name);
-                let Some(host) = root.resolve(&guest) else {
+                let Some((candidate, facts)) = found(tree, arch, &guest) else {
                     continue;
                 };
-                let candidate = found(cache, arch, guest.clone(), &host);
                 if !candidate.fits {
                     resolution.rejected.push(candidate);
                     continue;
                 }
                 if seen_files.insert(guest.clone())
-                    && let Some(lib) = cache.get(&host).and_then(|f| f.elf().cloned())
+                    && let Some(lib) = facts.as_ref().and_then(|f| f.elf().cloned())
                 {
                     queue.push_back((lib, guest));
                 }
@@ -150,7 +170,7 @@ pub fn resolve_closure(
         }
     }
     ClosureFacts {
-        root: root.clone(),
+        root: tree.root(),
         loader,
         libraries: libraries.into_values().collect(),
     }
