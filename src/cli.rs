@@ -10,6 +10,9 @@ Examples:
   mab-verify --format json ./result > report.json
   mab-verify --sysroot /usr/aarch64-linux-gnu ./hello-aarch64
   mab-verify --no-run ./result                        headers only
+  mab-verify image.tar.gz                             a docker-archive (dockerTools output)
+  mab-verify --expect linux/amd64 --expect linux/arm64 app.oci.tar   multi-arch index
+  mab-verify --platform linux/arm64 app.oci.tar       only that platform's image
   mab-verify platforms                                every platform name it accepts
   mab-verify demo                                     build the bundled demo for every platform here and verify it
 
@@ -99,6 +102,12 @@ pub struct VerifyArgs {
     /// Seconds a run may take before its whole process group is killed [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Verify only this platform's image of a multi-arch index.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Platforms beyond the --expect ones do not fail index.expected.
+    #[arg(long)]
+    pub allow_extra: bool,
     /// Config file [default: ./mab.toml when present].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -23,6 +23,18 @@ pub struct Config {
     /// Platforms that must be present (also `--expect`).
     #[serde(default)]
     pub expect: Vec<String>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: what a hostile input may make the reader do.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_uncompressed_bytes: Option<u64>,
+    pub max_json_bytes: Option<u64>,
+    pub max_nesting: Option<usize>,
+    pub max_binary_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -85,6 +97,19 @@ impl Config {
                 Platform::parse(name).is_ok_and(|p| p.arch == platform.arch && p.os == platform.os)
             })
             .map(|(_, c)| c)
+    }
+
+    pub fn limits(&self) -> crate::image::Limits {
+        let d = crate::image::Limits::default();
+        crate::image::Limits {
+            max_uncompressed: self
+                .limits
+                .max_uncompressed_bytes
+                .unwrap_or(d.max_uncompressed),
+            max_json: self.limits.max_json_bytes.unwrap_or(d.max_json),
+            max_nesting: self.limits.max_nesting.unwrap_or(d.max_nesting),
+            max_binary_bytes: self.limits.max_binary_bytes.unwrap_or(d.max_binary_bytes),
+        }
     }
 
     pub fn emulator_overrides(&self) -> crate::run::EmulatorOverrides {

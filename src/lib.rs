@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod discover;
 pub mod error;
+pub mod image;
 pub mod inspect;
 pub mod platform;
 pub mod redact;

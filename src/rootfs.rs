@@ -21,6 +21,8 @@ pub enum RootOrigin {
     Host,
     /// Debian's cross sysroot `/usr/<triple>`, used when nothing else was given.
     DebianCross,
+    /// An image's merged layers.
+    Image,
 }
 
 impl RootOrigin {
@@ -30,6 +32,7 @@ impl RootOrigin {
             RootOrigin::StoreRoot => "the root above the input's nix/store",
             RootOrigin::Host => "the host",
             RootOrigin::DebianCross => "Debian's cross sysroot, found automatically",
+            RootOrigin::Image => "the image's layers",
         }
     }
 }
@@ -91,7 +94,8 @@ impl Tree for DirTree<'_> {
 
 /// Walk `guest_path` component by component below `root`.
 pub fn resolve_in(root: &Path, guest_path: &str) -> Option<PathBuf> {
-    resolve_guest(&DirTree(root), guest_path).map(|canonical| root.join(canonical.trim_start_matches('/')))
+    resolve_guest(&DirTree(root), guest_path)
+        .map(|canonical| root.join(canonical.trim_start_matches('/')))
 }
 
 /// The canonical guest path `guest_path` ends at, following symlinks inside the tree. Absolute

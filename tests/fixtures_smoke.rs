@@ -4,7 +4,7 @@
 mod support;
 
 use mab_verify::demo;
-use mab_verify::inspect::closure::{FactCache, resolve_closure};
+use mab_verify::inspect::closure::{FactCache, HostTree, resolve_closure};
 use mab_verify::inspect::{BinaryFacts, Identity, Linkage, inspect_bytes};
 use mab_verify::platform::{Arch, Libc, Os};
 use mab_verify::rootfs::{Root, RootOrigin, resolve_in};
@@ -138,12 +138,15 @@ fn every_nix_closure_points_into_its_store() {
         );
 
         let root = Root::new(&c.root, RootOrigin::StoreRoot);
+        let mut cache = FactCache::default();
         let closure = resolve_closure(
             elf,
             &c.bin_guest(),
             c.arch,
-            &root,
-            &mut FactCache::default(),
+            &mut HostTree {
+                root: &root,
+                cache: &mut cache,
+            },
         );
         assert!(!closure.libraries.is_empty(), "{who}: no DT_NEEDED");
         for lib in &closure.libraries {

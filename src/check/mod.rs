@@ -1,6 +1,7 @@
 //! Check results, stable check IDs and the expected-platform model shared by every check.
 
 pub mod elf;
+pub mod image;
 pub mod run;
 
 use crate::platform::Platform;
@@ -17,6 +18,37 @@ pub mod ids {
     pub const ELF_IMPURE: &str = "elf.impure";
     pub const RUN_EXEC: &str = "run.exec";
     pub const RUN_OUTPUT: &str = "run.output";
+    pub const BLOB_DIGEST: &str = "blob.digest";
+    pub const BLOB_SIZE: &str = "blob.size";
+    pub const LAYER_DIFF_ID: &str = "layer.diff-id";
+    pub const IMAGE_CONFIG_PLATFORM: &str = "image.config-platform";
+    pub const IMAGE_BINARIES: &str = "image.binaries";
+    pub const INDEX_PLATFORM: &str = "index.platform";
+    pub const INDEX_DUPLICATE: &str = "index.duplicate";
+    pub const INDEX_EXPECTED: &str = "index.expected";
+    pub const INDEX_MEDIA_TYPES: &str = "index.media-types";
+
+    /// Every check in report order: integrity, platform truth, binary, run.
+    pub const ALL: &[&str] = &[
+        BLOB_DIGEST,
+        BLOB_SIZE,
+        LAYER_DIFF_ID,
+        INDEX_DUPLICATE,
+        INDEX_EXPECTED,
+        INDEX_MEDIA_TYPES,
+        INDEX_PLATFORM,
+        IMAGE_CONFIG_PLATFORM,
+        IMAGE_BINARIES,
+        ELF_FORMAT,
+        ELF_MACHINE,
+        ELF_ABI,
+        ELF_INTERP,
+        ELF_INTERP_PRESENT,
+        ELF_NEEDED,
+        ELF_IMPURE,
+        RUN_EXEC,
+        RUN_OUTPUT,
+    ];
 
     /// Column order of the human matrix.
     pub const BINARY_CHECKS: &[&str] = &[
@@ -124,6 +156,8 @@ pub enum ExpectedSource {
     Flag { name: String },
     /// A triple inside the Nix store name of the input.
     StoreName { store_name: String, triple: String },
+    /// The image's config (`architecture`, `os`, `variant`).
+    ImageConfig { config: String },
     /// The target it was built for (`mab-verify demo`, and later `build`).
     BuildTarget { target: String },
     /// Nothing else said: the binary's own headers.
@@ -138,6 +172,7 @@ impl ExpectedSource {
                 format!("store name {store_name} (triple {triple})")
             }
             ExpectedSource::BuildTarget { target } => format!("the build target {target}"),
+            ExpectedSource::ImageConfig { config } => format!("the image config {config}"),
             ExpectedSource::Binary => "the binary's own headers".to_string(),
         }
     }

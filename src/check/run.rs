@@ -37,7 +37,7 @@ pub fn check_run(
             CheckResult::skip(ids::RUN_OUTPUT, reason.clone()),
         ],
         RunReport::Failed { reason } => vec![
-            CheckResult::fail(ids::RUN_EXEC, format!("could not start: {reason}"))
+            CheckResult::fail(ids::RUN_EXEC, reason.clone())
                 .expected("the binary starts")
                 .found(reason.clone())
                 .hint("fix the loader or closure problem the elf.* checks report"),

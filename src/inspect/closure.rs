@@ -91,7 +91,11 @@ impl FactTree for HostTree<'_> {
 }
 
 /// The facts of what `guest_path` resolves to, and whether it runs on `arch`.
-fn found(tree: &mut dyn FactTree, arch: &Arch, guest_path: &str) -> Option<(Found, Option<BinaryFacts>)> {
+fn found(
+    tree: &mut dyn FactTree,
+    arch: &Arch,
+    guest_path: &str,
+) -> Option<(Found, Option<BinaryFacts>)> {
     let canonical = crate::rootfs::resolve_guest(tree, guest_path)?;
     let facts = tree.facts(&canonical);
     let (platform, fits) = match &facts {
@@ -104,12 +108,24 @@ fn found(tree: &mut dyn FactTree, arch: &Arch, guest_path: &str) -> Option<(Foun
         },
         None => ("unreadable".to_string(), false),
     };
-    Some((Found { guest_path: guest_path.to_string(), platform, fits }, facts))
+    Some((
+        Found {
+            guest_path: guest_path.to_string(),
+            platform,
+            fits,
+        },
+        facts,
+    ))
 }
 
 /// Resolve the loader and, transitively, every DT_NEEDED of `elf` inside `tree`.
 /// `guest_path` is where the binary sits as the guest sees it (for `$ORIGIN`).
-pub fn resolve_closure(elf: &ElfFacts, guest_path: &str, arch: &'static Arch, tree: &mut dyn FactTree) -> ClosureFacts {
+pub fn resolve_closure(
+    elf: &ElfFacts,
+    guest_path: &str,
+    arch: &'static Arch,
+    tree: &mut dyn FactTree,
+) -> ClosureFacts {
     let loader = elf.interpreter.as_ref().map(|interp| LoaderResolution {
         path: interp.clone(),
         found: found(tree, arch, interp).map(|(f, _)| f),

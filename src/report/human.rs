@@ -29,12 +29,16 @@ impl Style {
     }
 }
 
-/// Short column headers, in the order of `ids::BINARY_CHECKS`.
+/// Short column headers.
 fn header(id: &str) -> &str {
-    id.split('.').nth(1).map_or(id, |s| match s {
-        "interp-present" => "loader",
-        other => other,
-    })
+    match id {
+        ids::ELF_INTERP_PRESENT => "loader",
+        ids::INDEX_PLATFORM => "index",
+        ids::IMAGE_CONFIG_PLATFORM => "config",
+        ids::INDEX_MEDIA_TYPES => "media",
+        ids::INDEX_DUPLICATE => "dup",
+        other => other.split('.').nth(1).unwrap_or(other),
+    }
 }
 
 /// `-` is "does not apply"; `skip` is "could not be checked here", which a user can fix.
@@ -50,7 +54,17 @@ fn cell(check: Option<&crate::check::CheckResult>) -> (&'static str, Status) {
 
 pub fn render(report: &Report, style: Style) -> String {
     let mut out = String::new();
-    let cols = ids::BINARY_CHECKS;
+    // Only the checks some artifact has, in the canonical order.
+    let cols: Vec<&str> = ids::ALL
+        .iter()
+        .filter(|id| {
+            report
+                .artifacts
+                .iter()
+                .any(|a| a.checks.iter().any(|c| c.id == **id))
+        })
+        .copied()
+        .collect();
     let name_width = report
         .artifacts
         .iter()
@@ -67,11 +81,12 @@ pub fn render(report: &Report, style: Style) -> String {
         .max(8);
     let widths: Vec<usize> = cols.iter().map(|c| header(c).len().max(4)).collect();
 
-    let _ = write!(
-        out,
-        "{:<name_width$}  {:<platform_width$}",
-        "binary", "platform"
-    );
+    let noun = if only_binaries(report) {
+        "binary"
+    } else {
+        "artifact"
+    };
+    let _ = write!(out, "{noun:<name_width$}  {:<platform_width$}", "platform");
     for (c, w) in cols.iter().zip(&widths) {
         let _ = write!(out, "  {:<w$}", header(c));
     }
@@ -98,8 +113,19 @@ pub fn render(report: &Report, style: Style) -> String {
     out
 }
 
+fn only_binaries(report: &Report) -> bool {
+    report
+        .artifacts
+        .iter()
+        .all(|a| a.image.is_none() && a.kind != "index")
+}
+
 fn platform_cell(a: &Artifact) -> String {
-    a.platform.clone().unwrap_or_else(|| "?".to_string())
+    match (&a.platform, a.kind) {
+        (Some(p), _) => p.clone(),
+        (None, "index") => "-".to_string(),
+        (None, _) => "?".to_string(),
+    }
 }
 
 fn shorten(path: &str, width: usize) -> String {
@@ -129,20 +155,39 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
         _ => style.status(Status::Pass, "✓"),
     };
     let _ = writeln!(out, "{mark} {}", a.path);
-    match &a.expected {
-        Some(e) => {
-            let _ = writeln!(
-                out,
-                "    expected {} from {}",
-                e.platform,
-                e.source.describe()
-            );
-        }
-        None => {
-            let _ = writeln!(out, "    expected platform unknown: pass --expect PLATFORM");
+    if a.kind != "index" {
+        match &a.expected {
+            Some(e) => {
+                let _ = writeln!(
+                    out,
+                    "    expected {} from {}",
+                    e.platform,
+                    e.source.describe()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    expected platform unknown: pass --expect PLATFORM");
+            }
         }
     }
-    let _ = writeln!(out, "    sha256 {}", a.sha256);
+    match &a.image {
+        Some(img) => {
+            let _ = writeln!(
+                out,
+                "    manifest {} · config {} · {} layers",
+                img.digest,
+                img.config_digest,
+                img.layers.len()
+            );
+            if let Some(e) = &img.entrypoint {
+                let _ = writeln!(out, "    entrypoint {e} · {} executables", img.executables);
+            }
+        }
+        None if !a.sha256.is_empty() => {
+            let _ = writeln!(out, "    sha256 {}", a.sha256);
+        }
+        None => {}
+    }
     match &a.run {
         RunReport::Ran {
             runner, captured, ..
@@ -176,7 +221,7 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
             let _ = writeln!(
                 out,
                 "    run: {} {reason}",
-                style.status(Status::Fail, "could not start:")
+                style.status(Status::Fail, "failed:")
             );
         }
         RunReport::NotRun { reason } => {
@@ -212,7 +257,16 @@ fn summary(out: &mut String, report: &Report, style: Style) {
     };
     let _ = writeln!(
         out,
-        "{verdict}: {} binaries, {} checks passed, {} failed, {} warnings, {} skipped",
-        s.artifacts, s.pass, s.fail, s.warn, s.skip
+        "{verdict}: {} {}, {} checks passed, {} failed, {} warnings, {} skipped",
+        s.artifacts,
+        if only_binaries(report) {
+            "binaries"
+        } else {
+            "artifacts"
+        },
+        s.pass,
+        s.fail,
+        s.warn,
+        s.skip
     );
 }

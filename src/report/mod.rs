@@ -38,11 +38,37 @@ pub struct Artifact {
     /// What the bytes are, in OCI notation (`linux/arm/v7`); absent when no row fits.
     pub platform: Option<String>,
     pub expected: Option<ExpectedReport>,
-    pub facts: Identity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closure: Option<ClosureFacts>,
     pub run: RunReport,
     pub checks: Vec<CheckResult>,
+}
+
+/// What a report says of one platform's image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    pub digest: String,
+    pub media_type: String,
+    pub config_digest: String,
+    /// The platform its index entry lists, if it came from an index.
+    pub index_platform: Option<String>,
+    /// The config's os/architecture/variant as written.
+    pub config_platform: String,
+    pub layers: Vec<crate::image::LayerFacts>,
+    pub entrypoint: Option<String>,
+    pub executables: usize,
+    /// Executables that are not of the image's platform: `{path, platform}`.
+    pub outliers: Vec<Outlier>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outlier {
+    pub path: String,
+    pub platform: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

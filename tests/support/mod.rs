@@ -16,9 +16,12 @@
 //! - `misbehaving/<key>/{wrong-arch-output,exit-one,sleeper,flood}` (host row and aarch64)
 //! - `sysroots/<key>/` Debian multiarch sysroot with an absolute loader symlink
 //!   (aarch64, powerpc64le)
+//!
+//! Container images made from the closures live in `images-v1/` beside `v1/`: see [`images`].
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 mod build;
+pub mod images;
 
 use mab_verify::demo;
 use mab_verify::platform::{ARCHES, Arch, Platform};

@@ -1,5 +1,7 @@
 //! One function per subcommand, wiring discover → inspect → checks → runs → report.
 
+mod image;
+
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, check_run, render};
 use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
@@ -31,8 +33,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "nothing to verify: give a binary or directory (for example ./result), or run `mab-verify demo`; see --help".into(),
                 ));
             }
-            let targets = collect_targets(&cli.verify)?;
-            finish(&cli.verify, targets)
+            finish(&cli.verify)
         }
     }
 }
@@ -51,11 +52,16 @@ pub struct Options {
     pub run_args: Vec<String>,
     pub timeout: Option<f64>,
     pub all: bool,
+    /// `--platform`: only this platform's image of an index.
+    pub platform_filter: Option<Platform>,
+    pub allow_extra: bool,
+    pub limits: crate::image::Limits,
 }
 
 impl Options {
     pub fn from_args(args: &VerifyArgs) -> Result<Options> {
         let config = Config::load(args.config.as_deref())?;
+        let limits = config.limits();
         let mut expects = Vec::new();
         for name in args.expect.iter().chain(&config.expect) {
             expects.push((name.clone(), Platform::parse(name)?));
@@ -87,24 +93,69 @@ impl Options {
             run_args: args.run_args.clone(),
             timeout: args.timeout,
             all: args.all,
+            platform_filter: args.platform.as_deref().map(Platform::parse).transpose()?,
+            allow_extra: args.allow_extra,
+            limits,
         })
     }
 }
 
-fn collect_targets(args: &VerifyArgs) -> Result<Vec<Target>> {
-    let mut targets = Vec::new();
-    for p in &args.paths {
-        targets.extend(discover(p, args.all)?);
-    }
-    Ok(targets)
-}
-
-fn finish(args: &VerifyArgs, targets: Vec<Target>) -> Result<u8> {
+fn finish(args: &VerifyArgs) -> Result<u8> {
     let options = Options::from_args(args)?;
+    // Binaries read from image layers wait here for their runs; removed when this returns.
+    let spill = if options.no_run {
+        None
+    } else {
+        Some(
+            tempfile::Builder::new()
+                .prefix("mab-spill-")
+                .tempdir()
+                .map_err(|e| Error::Io {
+                    context: "creating a temporary directory".into(),
+                    source: e,
+                })?,
+        )
+    };
+    let mut targets = Vec::new();
+    let mut sets = Vec::new();
+    for p in &args.paths {
+        let bad = |e: crate::image::ImageError| Error::input(p, e.to_string());
+        if !p.exists() {
+            targets.extend(discover(p, args.all)?);
+            continue;
+        }
+        match crate::image::detect(p, &options.limits).map_err(bad)? {
+            Some((source, format)) => {
+                progress(&format!("reading {}…", p.display()));
+                let spill_dir = spill.as_ref().map(|d| d.path());
+                sets.push(
+                    crate::image::read(p, source, format, &options.limits, spill_dir)
+                        .map_err(bad)?,
+                );
+            }
+            None => targets.extend(discover(p, args.all)?),
+        }
+    }
     let inputs = args.paths.iter().map(|p| p.display().to_string()).collect();
-    let outcome = verify(inputs, targets, &options);
-    print_report(&outcome.report, args);
+    let mut outcome = verify(inputs, targets, &options);
+    for set in &sets {
+        let artifacts = image::verify_set(set, &options, spill.as_ref().map(|d| d.path()));
+        for a in &artifacts {
+            if let (RunReport::Skipped { .. }, Some(e)) = (&a.run, &a.expected) {
+                outcome.missing_emulators.push(e.platform.clone());
+            }
+        }
+        outcome.report.artifacts.extend(artifacts);
+    }
+    let report = Report::new(
+        outcome.report.inputs,
+        outcome.report.artifacts,
+        options.strict,
+    );
+    print_report(&report, args);
     if options.require_run && !outcome.missing_emulators.is_empty() {
+        outcome.missing_emulators.sort();
+        outcome.missing_emulators.dedup();
         return Err(Error::Environment {
             what: format!(
                 "--require-run: cannot run {} here",
@@ -113,7 +164,7 @@ fn finish(args: &VerifyArgs, targets: Vec<Target>) -> Result<u8> {
             hint: "apt-get install qemu-user, or set MAB_QEMU_<ARCH> / [qemu] in mab.toml".into(),
         });
     }
-    Ok(match outcome.report.verdict {
+    Ok(match report.verdict {
         report::Verdict::Pass => exit::OK,
         report::Verdict::Fail => exit::CHECK_FAILED,
     })
@@ -152,7 +203,7 @@ struct Prepared {
     checks: Vec<CheckResult>,
 }
 
-fn progress(message: &str) {
+pub(crate) fn progress(message: &str) {
     if std::io::stderr().is_terminal() {
         eprintln!("{message}");
     }
@@ -362,8 +413,33 @@ fn execute(p: &Prepared, options: &Options, overrides: &run::EmulatorOverrides) 
             reason: "platform unknown".into(),
         };
     };
+    run_elf(
+        &p.target.host_path,
+        elf,
+        p.closure.as_ref(),
+        &expected.platform,
+        options,
+        overrides,
+        None,
+        run::exec::minimal_env(),
+    )
+}
+
+/// Run one ELF as `platform`, inside the run limits. `image_args` are an image's own
+/// Entrypoint/Cmd arguments, used unless config or flags give others.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_elf(
+    binary: &Path,
+    elf: &crate::inspect::ElfFacts,
+    closure: Option<&ClosureFacts>,
+    platform: &Platform,
+    options: &Options,
+    overrides: &run::EmulatorOverrides,
+    image_args: Option<Vec<String>>,
+    env: Vec<(String, String)>,
+) -> RunReport {
     let emulator = match run::find_emulator(
-        expected.platform.arch,
+        platform.arch,
         overrides,
         std::env::var_os("PATH").as_deref(),
     ) {
@@ -375,7 +451,7 @@ fn execute(p: &Prepared, options: &Options, overrides: &run::EmulatorOverrides) 
             };
         }
     };
-    if elf.linkage == Linkage::Dynamic && p.closure.is_none() {
+    if elf.linkage == Linkage::Dynamic && closure.is_none() {
         return RunReport::Skipped {
             reason: format!(
                 "no sysroot holding the loader {}",
@@ -384,20 +460,14 @@ fn execute(p: &Prepared, options: &Options, overrides: &run::EmulatorOverrides) 
             hint: "pass --sysroot DIR".into(),
         };
     }
-    let per_platform = options.config.for_platform(&expected.platform);
+    let per_platform = options.config.for_platform(platform);
     let args = per_platform
         .and_then(|c| c.args.clone())
         .or_else(|| (!options.run_args.is_empty()).then(|| options.run_args.clone()))
         .or_else(|| options.config.run.args.clone())
+        .or(image_args)
         .unwrap_or_default();
-    let invocation = match run::plan(
-        &p.target.host_path,
-        elf,
-        p.closure.as_ref(),
-        &emulator,
-        &args,
-        run::exec::minimal_env(),
-    ) {
+    let invocation = match run::plan(binary, elf, closure, &emulator, &args, env) {
         Ok(i) => i,
         Err(reason) => return RunReport::Failed { reason },
     };
@@ -432,15 +502,24 @@ fn output_expectation(p: &Prepared, options: &Options) -> OutputExpectation {
     let Some(expected) = &p.expected else {
         return OutputExpectation::Nothing;
     };
-    let per_platform = options.config.for_platform(&expected.platform);
+    expected_output(&expected.platform, store_version(p), options)
+}
+
+/// The output a binary of `platform` must print, from flags, `mab.toml` or the default.
+pub(crate) fn expected_output(
+    platform: &Platform,
+    found_version: Option<String>,
+    options: &Options,
+) -> OutputExpectation {
+    let per_platform = options.config.for_platform(platform);
     let pick = |f: fn(&crate::config::RunConfig) -> Option<String>| {
         per_platform.and_then(f).or_else(|| f(&options.config.run))
     };
     let version = per_platform
         .and_then(|c| c.version.clone())
         .or_else(|| options.config.run.version.clone())
-        .or_else(|| store_version(p));
-    let fill = |t: &str| render(t, &expected.platform, version.as_deref());
+        .or(found_version);
+    let fill = |t: &str| render(t, platform, version.as_deref());
     if let Some(re) = options
         .cli_output_regex
         .clone()
@@ -502,7 +581,8 @@ fn artifact(p: Prepared, run: RunReport, options: &Options) -> Artifact {
             platform: e.platform.oci(),
             source: e.source.clone(),
         }),
-        facts: p.facts.identity.clone(),
+        facts: Some(p.facts.identity.clone()),
+        image: None,
         closure: p.closure,
         run,
         checks,

@@ -1,0 +1,436 @@
+//! Verifies image inputs: integrity, platform truth per image, index checks, and a run of each
+//! platform's entrypoint from its own rootfs.
+
+use super::{Options, expected_output, progress, run_elf};
+use crate::check::elf::{BinaryContext, ClosureState, check_binary};
+use crate::check::image as checks;
+use crate::check::run::check_run;
+use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
+use crate::image::{ImageFacts, ImageSet};
+use crate::inspect::BinaryFacts;
+use crate::inspect::closure::{ClosureFacts, FactCache, FactTree, HostTree, resolve_closure};
+use crate::platform::Platform;
+use crate::report::{Artifact, ImageReport, Outlier};
+use crate::rootfs::{Root, RootOrigin, resolve_guest};
+use crate::run::{self, RunReport};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// The default search path of a container whose config sets none (Docker's).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// An image's command line and what its first word resolves to in the rootfs.
+struct Entrypoint {
+    argv: Vec<String>,
+    /// Canonical path inside the image.
+    path: Option<String>,
+    facts: Option<BinaryFacts>,
+}
+
+fn env_of(image: &ImageFacts) -> Vec<(String, String)> {
+    let env = image
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default();
+    let mut pairs: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    if !pairs.iter().any(|(k, _)| k == "PATH") {
+        pairs.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    pairs
+}
+
+fn entrypoint(image: &ImageFacts) -> Option<Entrypoint> {
+    let cfg = image.config.config.as_ref()?;
+    let mut argv = cfg.entrypoint.clone().unwrap_or_default();
+    argv.extend(cfg.cmd.clone().unwrap_or_default());
+    let first = argv.first()?.clone();
+    let candidates: Vec<String> = if first.contains('/') {
+        vec![first.clone()]
+    } else {
+        let path = env_of(image)
+            .into_iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{}/{first}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let resolved = candidates
+        .iter()
+        .find_map(|c| resolve_guest(&image.view, c).filter(|p| image.view.nodes.contains_key(p)));
+    let facts = resolved
+        .as_deref()
+        .and_then(|p| image.view.facts_at(p))
+        .cloned();
+    Some(Entrypoint {
+        argv,
+        path: resolved,
+        facts,
+    })
+}
+
+/// Where the platform of each image came from for the entrypoint's `elf.*` checks.
+fn expected_of(image: &ImageFacts, truth: Option<Platform>) -> Option<Expected> {
+    match checks::declared(&image.config.platform()) {
+        Some(platform) => Some(Expected {
+            platform,
+            source: ExpectedSource::ImageConfig {
+                config: image.config_digest.clone(),
+            },
+        }),
+        None => truth.map(|platform| Expected {
+            platform,
+            source: ExpectedSource::Binary,
+        }),
+    }
+}
+
+pub fn verify_set(set: &ImageSet, options: &Options, spill: Option<&Path>) -> Vec<Artifact> {
+    let input = set.path.display().to_string();
+    let overrides = options.config.emulator_overrides();
+    let selected: Vec<&ImageFacts> = set
+        .images
+        .iter()
+        .filter(|img| match &options.platform_filter {
+            None => true,
+            Some(want) => {
+                let listed = img
+                    .index_platform
+                    .as_ref()
+                    .or(None)
+                    .and_then(checks::declared);
+                let config = checks::declared(&img.config.platform());
+                listed
+                    .or(config)
+                    .is_some_and(|p| p.arch == want.arch && p.os == want.os)
+            }
+        })
+        .collect();
+    if !options.no_run && !selected.is_empty() {
+        progress(&format!(
+            "{input}: running {} images' entrypoints…",
+            selected.len()
+        ));
+    }
+    let mut artifacts: Vec<Artifact> = selected
+        .par_iter()
+        .map(|img| image_artifact(&input, set, img, options, &overrides, spill))
+        .collect();
+    if let Some(index) = index_artifact(&input, set, options) {
+        artifacts.insert(0, index);
+    }
+    artifacts
+}
+
+fn image_artifact(
+    input: &str,
+    set: &ImageSet,
+    image: &ImageFacts,
+    options: &Options,
+    overrides: &run::EmulatorOverrides,
+    spill: Option<&Path>,
+) -> Artifact {
+    let entry = entrypoint(image);
+    let truth = checks::truth(entry.as_ref().and_then(|e| e.facts.as_ref()), image);
+    let expected = expected_of(image, truth);
+    let label = image
+        .index_platform
+        .as_ref()
+        .map(|p| p.text())
+        .unwrap_or_else(|| image.config.platform().text());
+    let path = format!("{input}@{label}");
+
+    let manifest_blobs: Vec<_> = set
+        .blobs
+        .iter()
+        .filter(|b| b.declared_digest.as_deref() == Some(image.manifest_digest.as_str()))
+        .cloned()
+        .chain(image.blobs.iter().cloned())
+        .collect();
+    let mut results = checks::blobs(&manifest_blobs);
+    results.push(checks::diff_ids(image));
+    if let Some(r) = checks::index_platform(image, truth) {
+        results.push(r);
+    }
+    let entry_path = entry.as_ref().and_then(|e| e.path.clone());
+    results.push(checks::config_platform(
+        image,
+        entry_path.as_deref(),
+        entry.as_ref().and_then(|e| e.facts.as_ref()),
+    ));
+    let (binaries, outliers) = checks::binaries(image, expected.as_ref().map(|e| e.platform));
+    results.push(binaries);
+
+    let mut closure: Option<ClosureFacts> = None;
+    let mut run = RunReport::NotRun {
+        reason: "--no-run".into(),
+    };
+    match (&entry, &expected) {
+        (None, _) => {
+            results.push(
+                CheckResult::fail(ids::ELF_FORMAT, "the image config has no Entrypoint or Cmd")
+                    .at(format!("config {}", image.config_digest))
+                    .hint("set config.Cmd (dockerTools: config.Cmd = [ \"${pkg}/bin/app\" ])"),
+            );
+            run = RunReport::NotRun {
+                reason: "no entrypoint".into(),
+            };
+        }
+        (
+            Some(Entrypoint {
+                path: None, argv, ..
+            }),
+            _,
+        ) => {
+            results.push(
+                CheckResult::fail(
+                    ids::ELF_FORMAT,
+                    format!("the entrypoint {} does not exist in the image", argv[0]),
+                )
+                .expected(format!("{} inside the image's rootfs", argv[0]))
+                .found("no such file")
+                .at(format!("manifest {}", image.manifest_digest))
+                .hint("add the program to the image contents, or fix Entrypoint/Cmd"),
+            );
+            run = RunReport::NotRun {
+                reason: "entrypoint missing".into(),
+            };
+        }
+        (
+            Some(Entrypoint {
+                facts: None,
+                path: Some(p),
+                ..
+            }),
+            _,
+        ) => {
+            results.push(CheckResult::skip(
+                ids::ELF_FORMAT,
+                format!("entrypoint {p} is not a binary (a script?)"),
+            ));
+            run = RunReport::NotRun {
+                reason: "entrypoint is not a binary".into(),
+            };
+        }
+        (
+            Some(Entrypoint {
+                facts: Some(facts),
+                path: Some(p),
+                argv,
+            }),
+            Some(exp),
+        ) => {
+            let mut view_tree = TreeRef(&image.view);
+            closure = facts
+                .elf()
+                .filter(|e| e.interpreter.is_some() || !e.needed.is_empty())
+                .map(|elf| resolve_closure(elf, p, exp.platform.arch, &mut view_tree));
+            results.extend(check_binary(&BinaryContext {
+                path: p,
+                facts,
+                expected: exp,
+                closure: match &closure {
+                    Some(c) => ClosureState::Resolved(c),
+                    None => ClosureState::NoRoot("no loader or libraries to look up"),
+                },
+                nix_output: p.starts_with("/nix/store/"),
+            }));
+            if !options.no_run {
+                run = run_image(image, p, facts, exp, argv, options, overrides, spill);
+            }
+        }
+        (Some(_), None) => {
+            results.push(CheckResult::fail(
+                ids::ELF_FORMAT,
+                "neither the config nor the binaries name a known platform",
+            ));
+        }
+    }
+    if let Some(exp) = &expected {
+        let mut run_checks = check_run(&run, exp, &expected_output(&exp.platform, None, options));
+        if options.require_run {
+            for c in &mut run_checks {
+                if c.id == ids::RUN_EXEC && matches!(run, RunReport::Skipped { .. }) {
+                    c.status = Status::Fail;
+                }
+            }
+        }
+        results.extend(run_checks);
+    }
+    Artifact {
+        path,
+        resolved_path: input.to_string(),
+        sha256: image
+            .manifest_digest
+            .trim_start_matches("sha256:")
+            .to_string(),
+        size: 0,
+        kind: "image",
+        platform: truth.map(|p| p.oci()),
+        expected: expected.as_ref().map(|e| crate::report::ExpectedReport {
+            platform: e.platform.oci(),
+            source: e.source.clone(),
+        }),
+        facts: entry
+            .as_ref()
+            .and_then(|e| e.facts.as_ref())
+            .map(|f| f.identity.clone()),
+        image: Some(ImageReport {
+            digest: image.manifest_digest.clone(),
+            media_type: image.manifest_media_type.clone(),
+            config_digest: image.config_digest.clone(),
+            index_platform: image.index_platform.as_ref().map(|p| p.text()),
+            config_platform: image.config.platform().text(),
+            layers: image.layers.clone(),
+            entrypoint: entry_path,
+            executables: image.view.executables().count(),
+            outliers: outliers
+                .into_iter()
+                .map(|(path, platform)| Outlier { path, platform })
+                .collect(),
+        }),
+        closure,
+        run,
+        checks: results,
+    }
+}
+
+/// The view as a `FactTree` without handing out the image mutably.
+struct TreeRef<'a>(&'a crate::image::view::View);
+
+impl crate::rootfs::Tree for TreeRef<'_> {
+    fn node(&self, guest_path: &str) -> Option<crate::rootfs::NodeKind> {
+        self.0.node(guest_path)
+    }
+}
+
+impl FactTree for TreeRef<'_> {
+    fn facts(&mut self, canonical: &str) -> Option<BinaryFacts> {
+        self.0.facts_at(canonical).cloned()
+    }
+    fn root(&self) -> Root {
+        Root::new(&self.0.label, RootOrigin::Image)
+    }
+}
+
+/// Lay out the image's rootfs privately and run its entrypoint there, as a container would.
+#[allow(clippy::too_many_arguments)]
+fn run_image(
+    image: &ImageFacts,
+    entry_path: &str,
+    facts: &BinaryFacts,
+    expected: &Expected,
+    argv: &[String],
+    options: &Options,
+    overrides: &run::EmulatorOverrides,
+    spill: Option<&Path>,
+) -> RunReport {
+    let Some(elf) = facts.elf() else {
+        return RunReport::NotRun {
+            reason: format!("a {} entrypoint cannot be run here", facts.kind()),
+        };
+    };
+    let Some(spill) = spill else {
+        return RunReport::NotRun {
+            reason: "binaries were not kept".into(),
+        };
+    };
+    let rootfs = match tempfile::Builder::new().prefix("mab-rootfs-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return RunReport::Failed {
+                reason: format!("cannot create a temporary rootfs: {e}"),
+            };
+        }
+    };
+    if let Err(e) = crate::image::extract::materialize(&image.view, spill, rootfs.path()) {
+        return RunReport::Failed {
+            reason: format!("cannot lay out the rootfs: {e}"),
+        };
+    }
+    let root = Root::new(rootfs.path(), RootOrigin::Image);
+    let mut cache = FactCache::default();
+    let closure = resolve_closure(
+        elf,
+        entry_path,
+        expected.platform.arch,
+        &mut HostTree {
+            root: &root,
+            cache: &mut cache,
+        },
+    );
+    let binary = rootfs.path().join(entry_path.trim_start_matches('/'));
+    run_elf(
+        &binary,
+        elf,
+        Some(&closure),
+        &expected.platform,
+        options,
+        overrides,
+        Some(argv[1..].to_vec()),
+        env_of(image),
+    )
+}
+
+/// Index-level checks (duplicates, expected platforms, media types), when there is an index
+/// or the user named platforms to expect.
+fn index_artifact(input: &str, set: &ImageSet, options: &Options) -> Option<Artifact> {
+    let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
+    if !has_platforms && options.expects.is_empty() {
+        return None;
+    }
+    let mut results = Vec::new();
+    let index_blobs: Vec<_> = set
+        .blobs
+        .iter()
+        .filter(|b| b.role == "index")
+        .cloned()
+        .collect();
+    if !index_blobs.is_empty() {
+        results.extend(checks::blobs(&index_blobs));
+    }
+    if has_platforms {
+        results.push(checks::duplicates(&set.entries));
+        results.push(checks::media_types(&set.entries));
+    }
+    if !options.expects.is_empty() {
+        let present: Vec<Platform> = set
+            .images
+            .iter()
+            .filter_map(|img| {
+                img.index_platform
+                    .as_ref()
+                    .and_then(checks::declared)
+                    .or_else(|| checks::declared(&img.config.platform()))
+            })
+            .collect();
+        let expected: Vec<Platform> = options.expects.iter().map(|(_, p)| *p).collect();
+        results.push(checks::expected(&present, &expected, options.allow_extra));
+    }
+    Some(Artifact {
+        path: format!("{input}@index"),
+        resolved_path: input.to_string(),
+        sha256: String::new(),
+        size: 0,
+        kind: "index",
+        platform: None,
+        expected: None,
+        facts: None,
+        image: None,
+        closure: None,
+        run: RunReport::NotRun {
+            reason: "an index has nothing to run".into(),
+        },
+        checks: results,
+    })
+}

@@ -1,0 +1,395 @@
+//! One pass over a layer blob: hash the compressed bytes, decompress, hash the tar, walk its
+//! entries, refuse hostile ones and record the ELF facts of every file, all while streaming.
+
+use super::{Compression, ImageError, Limits};
+use crate::inspect::{BinaryFacts, inspect_bytes, looks_like_binary};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+
+/// A reader that hashes and counts what passes through it.
+pub struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    pub fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    pub fn finish(self) -> (String, u64) {
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.count,
+        )
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Some writers (umoci insert) end a layer without the last entry's padding and without the
+/// two end-of-archive blocks. After the real stream ends this supplies at most those zeros, so
+/// the tar reader ends cleanly; the hash below it sees only the real bytes, and a stream cut
+/// shorter than that still fails.
+struct FinishTar<R> {
+    inner: R,
+    count: u64,
+    padding: Option<u64>,
+}
+
+const TAR_BLOCK: u64 = 512;
+
+impl<R: Read> Read for FinishTar<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.padding.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 {
+                self.count += n as u64;
+                return Ok(n);
+            }
+            let to_block = (TAR_BLOCK - self.count % TAR_BLOCK) % TAR_BLOCK;
+            self.padding = Some(to_block + 2 * TAR_BLOCK);
+        }
+        let left = self.padding.as_mut().expect("set above");
+        let n = (*left).min(buf.len() as u64) as usize;
+        buf[..n].fill(0);
+        *left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum EntryKind {
+    File {
+        size: u64,
+        executable: bool,
+        facts: Option<Box<BinaryFacts>>,
+    },
+    Dir,
+    Symlink(String),
+    /// Target as a rootfs path (`/a/b`).
+    Hardlink(String),
+    /// Removes this path from lower layers.
+    Whiteout,
+    /// Removes everything below this directory from lower layers.
+    Opaque,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Rootfs path, `/a/b`.
+    pub path: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerScan {
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+    pub entries: Vec<Entry>,
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Read one layer blob. `budget` is what is left of the image's decompression limit.
+/// With `spill`, the bytes of every binary are also written there, named by their sha256, so a
+/// run can use them without reading the layer again.
+pub fn scan(
+    blob: impl Read,
+    label: &str,
+    limits: &Limits,
+    budget: &mut u64,
+    spill: Option<&std::path::Path>,
+) -> Result<LayerScan, ImageError> {
+    let mut compressed = Hashing::new(blob);
+    let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
+    let (compression, entries, diff_id, uncompressed_size) = {
+        let mut buffered = BufReader::with_capacity(256 * 1024, &mut compressed);
+        let head = buffered
+            .fill_buf()
+            .map_err(|e| hostile(format!("cannot be read: {e}")))?;
+        let compression = Compression::sniff(head);
+        let decoder = compression
+            .decoder(buffered)
+            .map_err(|e| hostile(format!("cannot start {compression:?} decompression: {e}")))?;
+        let mut raw = Hashing::new(decoder.take(*budget + 1));
+        let over_budget = |count: u64| {
+            hostile(format!(
+                "decompresses past the image's {}-byte limit (raise [limits] max_uncompressed_bytes in mab.toml if this is genuine)",
+                limits.max_uncompressed
+            ))
+            .with_count(count)
+        };
+        let entries = match walk(&mut raw, label, limits, spill) {
+            Ok(entries) => entries,
+            // A stream cut short by the limit looks truncated to the tar reader: say why.
+            Err(_) if raw.count > *budget => return Err(over_budget(raw.count)),
+            Err(e) => return Err(e),
+        };
+        // Whatever follows the end-of-archive blocks still belongs to the diff_id.
+        std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| {
+            hostile(format!(
+                "the {compression:?} stream is corrupt or truncated: {e}"
+            ))
+        })?;
+        let (diff_id, uncompressed_size) = raw.finish();
+        if uncompressed_size > *budget {
+            return Err(over_budget(uncompressed_size));
+        }
+        *budget -= uncompressed_size;
+        (compression, entries, diff_id, uncompressed_size)
+    };
+    std::io::copy(&mut compressed, &mut std::io::sink())
+        .map_err(|e| hostile(format!("cannot be read: {e}")))?;
+    let (digest, size) = compressed.finish();
+    Ok(LayerScan {
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+        compression,
+        entries,
+    })
+}
+
+fn walk(
+    raw: &mut impl Read,
+    label: &str,
+    limits: &Limits,
+    spill: Option<&std::path::Path>,
+) -> Result<Vec<Entry>, ImageError> {
+    let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
+    let mut archive = tar::Archive::new(FinishTar {
+        inner: raw,
+        count: 0,
+        padding: None,
+    });
+    let mut entries = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let iter = archive
+        .entries()
+        .map_err(|e| hostile(format!("not a tar stream: {e}")))?;
+    for item in iter {
+        let mut entry =
+            item.map_err(|e| hostile(format!("the blob is truncated or corrupt: {e}")))?;
+        let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path =
+            rootfs_path(&raw_name).map_err(|why| hostile(format!("entry {raw_name:?} {why}")))?;
+        let header = entry.header();
+        let kind_byte = header.entry_type();
+        let file_name = path.rsplit('/').next().unwrap_or("");
+        let parent = parent_of(&path);
+        let kind = if file_name == OPAQUE_MARKER {
+            Entry {
+                path: parent,
+                kind: EntryKind::Opaque,
+            }
+        } else if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+                return Err(hostile(format!(
+                    "entry {raw_name:?} is a whiteout of {hidden:?}, which names no file"
+                )));
+            }
+            Entry {
+                path: join(&parent, hidden),
+                kind: EntryKind::Whiteout,
+            }
+        } else if kind_byte.is_dir() {
+            Entry {
+                path,
+                kind: EntryKind::Dir,
+            }
+        } else if kind_byte.is_symlink() {
+            let target =
+                link_target(&entry).map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
+            if escapes(&parent, &target) {
+                return Err(hostile(format!(
+                    "symlink {raw_name:?} -> {target:?} points outside the image's root"
+                )));
+            }
+            Entry {
+                path,
+                kind: EntryKind::Symlink(target),
+            }
+        } else if kind_byte.is_hard_link() {
+            let target =
+                link_target(&entry).map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
+            let target_path = rootfs_path(&target)
+                .map_err(|why| hostile(format!("hardlink {raw_name:?} -> {target:?} {why}")))?;
+            Entry {
+                path,
+                kind: EntryKind::Hardlink(target_path),
+            }
+        } else if kind_byte.is_file() || kind_byte == tar::EntryType::Continuous {
+            let size = entry.size();
+            let mode = header.mode().unwrap_or(0);
+            let facts = read_facts(&mut entry, size, limits, spill).map_err(|e| {
+                hostile(format!(
+                    "entry {raw_name:?} cannot be read, the blob is truncated or corrupt: {e}"
+                ))
+            })?;
+            Entry {
+                path,
+                kind: EntryKind::File {
+                    size,
+                    executable: mode & 0o111 != 0,
+                    facts: facts.map(Box::new),
+                },
+            }
+        } else if kind_byte.is_character_special()
+            || kind_byte.is_block_special()
+            || kind_byte.is_fifo()
+        {
+            return Err(hostile(format!(
+                "entry {raw_name:?} is a device node or FIFO, which an application image has no use for"
+            )));
+        } else if kind_byte.is_pax_global_extensions()
+            || kind_byte.is_pax_local_extensions()
+            || kind_byte.is_gnu_longname()
+            || kind_byte.is_gnu_longlink()
+        {
+            continue;
+        } else {
+            return Err(hostile(format!(
+                "entry {raw_name:?} has unsupported tar type {:?}",
+                kind_byte.as_byte() as char
+            )));
+        };
+        let is_dir = matches!(kind.kind, EntryKind::Dir);
+        if !seen.insert(kind.path.clone()) && !is_dir {
+            return Err(hostile(format!(
+                "entry {raw_name:?} appears twice in one layer"
+            )));
+        }
+        entries.push(kind);
+    }
+    Ok(entries)
+}
+
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
+    entry
+        .link_name_bytes()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "link without a target".to_string())
+}
+
+/// Inspect a file's bytes only when they start like a binary; everything else is skipped
+/// without being kept.
+fn read_facts(
+    entry: &mut impl Read,
+    size: u64,
+    limits: &Limits,
+    spill: Option<&std::path::Path>,
+) -> std::io::Result<Option<BinaryFacts>> {
+    if size < 4 {
+        return Ok(None);
+    }
+    let mut head = [0u8; 4];
+    entry.read_exact(&mut head)?;
+    if !looks_like_binary(&head) || size > limits.max_binary_bytes {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    bytes.extend_from_slice(&head);
+    entry.read_to_end(&mut bytes)?;
+    let facts = inspect_bytes(&bytes);
+    if let Some(dir) = spill {
+        let path = dir.join(&facts.sha256);
+        if !path.exists() {
+            std::fs::write(&path, &bytes)?;
+        }
+    }
+    Ok(Some(facts))
+}
+
+/// `./usr/bin/x` → `/usr/bin/x`. Absolute names and `..` are refused: a layer lists paths
+/// relative to the rootfs, and anything else is an attempt to write elsewhere.
+pub fn rootfs_path(raw: &str) -> Result<String, String> {
+    if raw.starts_with('/') {
+        return Err("is an absolute path; layer entries must be relative to the rootfs".into());
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("contains '..', which would leave the rootfs".into()),
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+pub fn parent_of(path: &str) -> String {
+    match path.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => path[..i].to_string(),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether a relative link target climbs above the root from `dir`. Absolute targets are
+/// resolved from the image's root by whoever follows them, so they cannot escape.
+fn escapes(dir: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth = dir.split('/').filter(|p| !p.is_empty()).count() as i64;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalised_and_hostile_ones_refused() {
+        assert_eq!(rootfs_path("./usr/bin/x").unwrap(), "/usr/bin/x");
+        assert_eq!(rootfs_path("usr//bin/").unwrap(), "/usr/bin");
+        assert!(rootfs_path("/etc/passwd").is_err());
+        assert!(rootfs_path("a/../../b").is_err());
+    }
+
+    #[test]
+    fn relative_links_that_climb_out_escape() {
+        assert!(escapes("/", "../etc"));
+        assert!(escapes("/a", "../../b"));
+        assert!(!escapes("/a/b", "../c"));
+        assert!(!escapes("/a", "/etc/passwd"));
+    }
+}

@@ -1,0 +1,534 @@
+//! Reads docker-archives, OCI layouts and OCI archives (indexes, nested indexes, Docker manifest
+//! lists) into facts: every blob's declared and actual digest, every image's config and final
+//! rootfs. Each blob is read once, as a stream.
+
+pub mod docs;
+pub mod extract;
+pub mod layer;
+pub mod source;
+pub mod view;
+
+use docs::{Config, Descriptor, DockerArchiveEntry, Index, Manifest, PlatformDoc};
+use layer::Hashing;
+use serde::Serialize;
+use source::Source;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use view::View;
+
+/// Bounds on what a hostile input can make the reader do.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_json: u64,
+    pub max_nesting: usize,
+    /// Per image, summed over its layers (and for a compressed archive, the archive itself).
+    pub max_uncompressed: u64,
+    /// Larger files are listed but their bytes are not parsed.
+    pub max_binary_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_json: 4 * 1024 * 1024,
+            max_nesting: 8,
+            max_uncompressed: 8 * 1024 * 1024 * 1024,
+            max_binary_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Input that is malformed or crafted: refused, never half-read.
+    #[error("{0}")]
+    Hostile(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ImageError {
+    /// Note how far a stream got before a limit stopped it.
+    pub fn with_count(self, count: u64) -> ImageError {
+        match self {
+            ImageError::Hostile(m) => {
+                ImageError::Hostile(format!("{m}; stopped after {count} bytes"))
+            }
+            other => other,
+        }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> ImageError {
+        ImageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    pub fn decoder<'a, R: std::io::BufRead + 'a>(
+        self,
+        inner: R,
+    ) -> std::io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(inner),
+            // pigz and some tools write several gzip members; all of them are the layer.
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    OciLayout,
+    OciArchive,
+    DockerArchive,
+}
+
+/// One blob as referenced and as found.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobFacts {
+    /// `manifest`, `config`, `layer 2`, `index`.
+    pub role: String,
+    pub referenced_by: String,
+    pub media_type: String,
+    pub declared_digest: Option<String>,
+    pub declared_size: Option<u64>,
+    /// `None` when the blob is missing.
+    pub actual_digest: Option<String>,
+    pub actual_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerFacts {
+    pub digest: String,
+    pub media_type: String,
+    pub compression: Option<Compression>,
+    pub diff_id: Option<String>,
+    pub declared_diff_id: Option<String>,
+    pub files: usize,
+}
+
+/// One platform's image.
+#[derive(Debug)]
+pub struct ImageFacts {
+    pub manifest_digest: String,
+    pub manifest_media_type: String,
+    /// The platform the index entry claims, when it came from an index.
+    pub index_platform: Option<PlatformDoc>,
+    pub config_digest: String,
+    pub config: Config,
+    pub layers: Vec<LayerFacts>,
+    pub blobs: Vec<BlobFacts>,
+    pub view: View,
+}
+
+/// An index entry as listed (after flattening nested indexes).
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexEntry {
+    pub digest: String,
+    pub media_type: String,
+    pub platform: Option<PlatformDoc>,
+    /// Media type of the index that lists it.
+    pub listed_in: String,
+}
+
+#[derive(Debug)]
+pub struct ImageSet {
+    pub path: PathBuf,
+    pub format: Format,
+    pub entries: Vec<IndexEntry>,
+    pub images: Vec<ImageFacts>,
+    /// Index and manifest blobs (layer and config blobs sit with their image).
+    pub blobs: Vec<BlobFacts>,
+}
+
+/// What an input turned out to be when sniffed: an image container, or not.
+pub fn detect(path: &Path, limits: &Limits) -> Result<Option<(Source, Format)>, ImageError> {
+    if path.is_dir() {
+        return Ok(path
+            .join("oci-layout")
+            .is_file()
+            .then(|| (Source::Dir(path.to_path_buf()), Format::OciLayout)));
+    }
+    if !looks_like_tar(path)? {
+        return Ok(None);
+    }
+    let source = Source::open(path, limits)?;
+    if source.has("index.json") || source.has("oci-layout") {
+        Ok(Some((source, Format::OciArchive)))
+    } else if source.has("manifest.json") {
+        Ok(Some((source, Format::DockerArchive)))
+    } else {
+        Err(ImageError::Hostile(format!(
+            "{}: a tar archive with neither index.json (OCI) nor manifest.json (docker-archive)",
+            path.display()
+        )))
+    }
+}
+
+/// A tar, possibly gzip or zstd compressed: `ustar` at offset 257 of the (decompressed) start.
+fn looks_like_tar(path: &Path) -> Result<bool, ImageError> {
+    let file = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let head = std::io::BufRead::fill_buf(&mut reader).map_err(|e| ImageError::io(path, e))?;
+    let compression = Compression::sniff(head);
+    let mut block = [0u8; 512];
+    let mut decoder = compression
+        .decoder(reader)
+        .map_err(|e| ImageError::io(path, e))?;
+    let mut filled = 0;
+    while filled < block.len() {
+        match decoder.read(&mut block[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    Ok(filled == 512 && &block[257..262] == b"ustar")
+}
+
+/// `spill`: where to keep the bytes of binaries for later runs (see `layer::scan`).
+pub fn read(
+    path: &Path,
+    source: Source,
+    format: Format,
+    limits: &Limits,
+    spill: Option<&Path>,
+) -> Result<ImageSet, ImageError> {
+    let mut set = ImageSet {
+        path: path.to_path_buf(),
+        format,
+        entries: Vec::new(),
+        images: Vec::new(),
+        blobs: Vec::new(),
+    };
+    match format {
+        Format::OciLayout | Format::OciArchive => read_oci(&source, &mut set, limits, spill)?,
+        Format::DockerArchive => read_docker_archive(&source, &mut set, limits, spill)?,
+    }
+    Ok(set)
+}
+
+fn blob_path(digest: &str) -> Result<String, ImageError> {
+    let hex = docs::check_digest(digest).map_err(ImageError::Hostile)?;
+    Ok(format!("blobs/sha256/{hex}"))
+}
+
+/// Read a JSON blob named by a descriptor, recording what was declared and what was found.
+fn read_json_blob(
+    source: &Source,
+    d: &Descriptor,
+    role: &str,
+    referenced_by: &str,
+    limits: &Limits,
+    blobs: &mut Vec<BlobFacts>,
+) -> Result<Option<Vec<u8>>, ImageError> {
+    let rel = blob_path(&d.digest)?;
+    let bytes = source.read_doc(&rel, &format!("{role} {}", d.digest), limits.max_json)?;
+    let mut facts = BlobFacts {
+        role: role.to_string(),
+        referenced_by: referenced_by.to_string(),
+        media_type: d.media_type.clone(),
+        declared_digest: Some(d.digest.clone()),
+        declared_size: Some(d.size),
+        actual_digest: None,
+        actual_size: None,
+    };
+    if let Some(b) = &bytes {
+        facts.actual_digest = Some(format!("sha256:{}", crate::inspect::sha256_hex(b)));
+        facts.actual_size = Some(b.len() as u64);
+    }
+    blobs.push(facts);
+    Ok(bytes)
+}
+
+fn read_oci(
+    source: &Source,
+    set: &mut ImageSet,
+    limits: &Limits,
+    spill: Option<&Path>,
+) -> Result<(), ImageError> {
+    let index_bytes = source
+        .read_doc("index.json", "index.json", limits.max_json)?
+        .ok_or_else(|| ImageError::Hostile("index.json is missing: not an OCI layout".into()))?;
+    let index: Index = docs::parse(&index_bytes, "index.json").map_err(ImageError::Hostile)?;
+    let media_type = index
+        .media_type
+        .clone()
+        .unwrap_or_else(|| docs::OCI_INDEX.to_string());
+    walk_index(
+        source,
+        &index,
+        &media_type,
+        "index.json",
+        0,
+        set,
+        limits,
+        spill,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_index(
+    source: &Source,
+    index: &Index,
+    media_type: &str,
+    name: &str,
+    depth: usize,
+    set: &mut ImageSet,
+    limits: &Limits,
+    spill: Option<&Path>,
+) -> Result<(), ImageError> {
+    if depth > limits.max_nesting {
+        return Err(ImageError::Hostile(format!(
+            "{name}: indexes nest deeper than {} levels",
+            limits.max_nesting
+        )));
+    }
+    for d in &index.manifests {
+        if docs::is_index(&d.media_type) {
+            let Some(bytes) = read_json_blob(source, d, "index", name, limits, &mut set.blobs)?
+            else {
+                continue;
+            };
+            let nested: Index =
+                docs::parse(&bytes, &format!("index {}", d.digest)).map_err(ImageError::Hostile)?;
+            let nested_type = nested
+                .media_type
+                .clone()
+                .unwrap_or_else(|| d.media_type.clone());
+            walk_index(
+                source,
+                &nested,
+                &nested_type,
+                &d.digest,
+                depth + 1,
+                set,
+                limits,
+                spill,
+            )?;
+            continue;
+        }
+        set.entries.push(IndexEntry {
+            digest: d.digest.clone(),
+            media_type: d.media_type.clone(),
+            platform: d.platform.clone(),
+            listed_in: media_type.to_string(),
+        });
+        let Some(bytes) = read_json_blob(source, d, "manifest", name, limits, &mut set.blobs)?
+        else {
+            continue;
+        };
+        let manifest: Manifest =
+            docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
+        let image = read_oci_image(source, d, &manifest, limits, spill)?;
+        set.images.push(image);
+    }
+    Ok(())
+}
+
+fn read_oci_image(
+    source: &Source,
+    d: &Descriptor,
+    manifest: &Manifest,
+    limits: &Limits,
+    spill: Option<&Path>,
+) -> Result<ImageFacts, ImageError> {
+    let mut blobs = Vec::new();
+    let config_bytes = read_json_blob(
+        source,
+        &manifest.config,
+        "config",
+        &d.digest,
+        limits,
+        &mut blobs,
+    )?;
+    let config: Config = match &config_bytes {
+        Some(b) => docs::parse(b, &format!("config {}", manifest.config.digest))
+            .map_err(ImageError::Hostile)?,
+        None => Config::default(),
+    };
+    let mut view = View::new(format!("image {}", d.digest));
+    let mut layers = Vec::new();
+    let mut budget = limits.max_uncompressed;
+    for (i, l) in manifest.layers.iter().enumerate() {
+        let rel = blob_path(&l.digest)?;
+        let mut facts = BlobFacts {
+            role: format!("layer {}", i + 1),
+            referenced_by: d.digest.clone(),
+            media_type: l.media_type.clone(),
+            declared_digest: Some(l.digest.clone()),
+            declared_size: Some(l.size),
+            actual_digest: None,
+            actual_size: None,
+        };
+        let mut layer = LayerFacts {
+            digest: l.digest.clone(),
+            media_type: l.media_type.clone(),
+            compression: None,
+            diff_id: None,
+            declared_diff_id: config.diff_ids().get(i).cloned(),
+            files: 0,
+        };
+        if let Some((reader, _)) = source.open_member(&rel)? {
+            let scan = layer::scan(reader, &l.digest, limits, &mut budget, spill)?;
+            facts.actual_digest = Some(scan.digest.clone());
+            facts.actual_size = Some(scan.size);
+            layer.compression = Some(scan.compression);
+            layer.diff_id = Some(scan.diff_id.clone());
+            layer.files = scan.entries.len();
+            view.apply(i, &scan)?;
+        }
+        blobs.push(facts);
+        layers.push(layer);
+    }
+    Ok(ImageFacts {
+        manifest_digest: d.digest.clone(),
+        manifest_media_type: d.media_type.clone(),
+        index_platform: d.platform.clone(),
+        config_digest: manifest.config.digest.clone(),
+        config,
+        layers,
+        blobs,
+        view,
+    })
+}
+
+fn read_docker_archive(
+    source: &Source,
+    set: &mut ImageSet,
+    limits: &Limits,
+    spill: Option<&Path>,
+) -> Result<(), ImageError> {
+    let bytes = source
+        .read_doc("manifest.json", "manifest.json", limits.max_json)?
+        .ok_or_else(|| ImageError::Hostile("manifest.json is missing".into()))?;
+    let entries: Vec<DockerArchiveEntry> =
+        docs::parse(&bytes, "manifest.json").map_err(ImageError::Hostile)?;
+    if entries.is_empty() {
+        return Err(ImageError::Hostile("manifest.json lists no images".into()));
+    }
+    for (n, entry) in entries.iter().enumerate() {
+        let name = entry
+            .repo_tags
+            .as_ref()
+            .and_then(|t| t.first().cloned())
+            .unwrap_or_else(|| format!("image {}", n + 1));
+        let mut blobs = Vec::new();
+        let config_member = source::member_name(&entry.config);
+        let config_bytes = source.read_doc(
+            &config_member,
+            &format!("config {config_member}"),
+            limits.max_json,
+        )?;
+        // `<hex>.json` names the config by its digest; older layouts use other names.
+        let declared = config_member
+            .trim_start_matches("blobs/sha256/")
+            .trim_end_matches(".json")
+            .to_string();
+        let declared_digest = docs::check_digest(&format!("sha256:{declared}"))
+            .ok()
+            .map(|h| format!("sha256:{h}"));
+        blobs.push(BlobFacts {
+            role: "config".into(),
+            referenced_by: format!("manifest.json ({name})"),
+            media_type: docs::DOCKER_CONFIG.into(),
+            declared_digest: declared_digest.clone(),
+            declared_size: None,
+            actual_digest: config_bytes
+                .as_ref()
+                .map(|b| format!("sha256:{}", crate::inspect::sha256_hex(b))),
+            actual_size: config_bytes.as_ref().map(|b| b.len() as u64),
+        });
+        let config: Config = match &config_bytes {
+            Some(b) => {
+                docs::parse(b, &format!("config {config_member}")).map_err(ImageError::Hostile)?
+            }
+            None => Config::default(),
+        };
+        let config_digest = blobs[0]
+            .actual_digest
+            .clone()
+            .or(declared_digest)
+            .unwrap_or_default();
+        let mut view = View::new(format!("image {name}"));
+        let mut layers = Vec::new();
+        let mut budget = limits.max_uncompressed;
+        for (i, member) in entry.layers.iter().enumerate() {
+            let member = source::member_name(member);
+            let mut facts = BlobFacts {
+                role: format!("layer {}", i + 1),
+                referenced_by: format!("manifest.json ({name})"),
+                media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
+                declared_digest: None,
+                declared_size: None,
+                actual_digest: None,
+                actual_size: None,
+            };
+            let mut layer = LayerFacts {
+                digest: member.clone(),
+                media_type: facts.media_type.clone(),
+                compression: None,
+                diff_id: None,
+                declared_diff_id: config.diff_ids().get(i).cloned(),
+                files: 0,
+            };
+            if let Some((reader, _)) = source.open_member(&member)? {
+                let scan = layer::scan(reader, &member, limits, &mut budget, spill)?;
+                facts.actual_digest = Some(scan.digest.clone());
+                facts.actual_size = Some(scan.size);
+                layer.digest = scan.digest.clone();
+                layer.compression = Some(scan.compression);
+                layer.diff_id = Some(scan.diff_id.clone());
+                layer.files = scan.entries.len();
+                view.apply(i, &scan)?;
+            } else {
+                facts.role = format!("layer {} ({member})", i + 1);
+            }
+            blobs.push(facts);
+            layers.push(layer);
+        }
+        set.images.push(ImageFacts {
+            manifest_digest: format!("manifest.json#{n}"),
+            manifest_media_type: docs::DOCKER_MANIFEST.into(),
+            index_platform: None,
+            config_digest,
+            config,
+            layers,
+            blobs,
+            view,
+        });
+    }
+    Ok(())
+}
+
+/// Hash a reader fully; used where a blob is only checked, not parsed.
+pub fn digest_of(reader: impl Read) -> std::io::Result<(String, u64)> {
+    let mut h = Hashing::new(reader);
+    std::io::copy(&mut h, &mut std::io::sink())?;
+    Ok(h.finish())
+}

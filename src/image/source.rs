@@ -1,0 +1,174 @@
+//! Random access to the files of an OCI layout directory or of a (possibly compressed) tar
+//! archive, by relative path; each file is opened as a stream.
+
+use super::{Compression, ImageError, Limits};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+/// A member opened for reading, with its length.
+pub type Member<'a> = (Box<dyn Read + 'a>, u64);
+
+pub enum Source {
+    Dir(PathBuf),
+    Tar(TarIndex),
+}
+
+/// Where each member of an uncompressed tar lies. A compressed archive is first spilled,
+/// decompressed, to a private temporary file, since tar members cannot be found in a stream.
+pub struct TarIndex {
+    path: PathBuf,
+    members: HashMap<String, (u64, u64)>,
+    _spill: Option<tempfile::NamedTempFile>,
+}
+
+impl Source {
+    pub fn open(path: &Path, limits: &Limits) -> Result<Source, ImageError> {
+        if path.is_dir() {
+            return Ok(Source::Dir(path.to_path_buf()));
+        }
+        Ok(Source::Tar(TarIndex::build(path, limits)?))
+    }
+
+    /// The member names, for detection.
+    pub fn has(&self, rel: &str) -> bool {
+        match self {
+            Source::Dir(d) => safe_join(d, rel).is_some_and(|p| p.is_file()),
+            Source::Tar(t) => t.members.contains_key(rel),
+        }
+    }
+
+    /// A stream over the member and its length, or `None` when it does not exist.
+    pub fn open_member(&self, rel: &str) -> Result<Option<Member<'_>>, ImageError> {
+        match self {
+            Source::Dir(d) => {
+                let Some(p) = safe_join(d, rel) else {
+                    return Ok(None);
+                };
+                match File::open(&p) {
+                    Ok(f) => {
+                        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                        Ok(Some((
+                            Box::new(BufReader::with_capacity(256 * 1024, f)),
+                            len,
+                        )))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(ImageError::io(&p, e)),
+                }
+            }
+            Source::Tar(t) => {
+                let Some(&(offset, size)) = t.members.get(rel) else {
+                    return Ok(None);
+                };
+                let mut f = File::open(&t.path).map_err(|e| ImageError::io(&t.path, e))?;
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| ImageError::io(&t.path, e))?;
+                Ok(Some((
+                    Box::new(BufReader::with_capacity(256 * 1024, f).take(size)),
+                    size,
+                )))
+            }
+        }
+    }
+
+    /// A whole small member (a JSON document), refused past `max` bytes.
+    pub fn read_doc(&self, rel: &str, what: &str, max: u64) -> Result<Option<Vec<u8>>, ImageError> {
+        let Some((reader, len)) = self.open_member(rel)? else {
+            return Ok(None);
+        };
+        if len > max {
+            return Err(ImageError::Hostile(format!(
+                "{what} ({rel}) is {len} bytes, over the {max}-byte limit for JSON documents"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        reader
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ImageError::Hostile(format!("{what} ({rel}) cannot be read: {e}")))?;
+        Ok(Some(bytes))
+    }
+}
+
+/// Join a relative member name to a directory, refusing anything that would leave it.
+fn safe_join(dir: &Path, rel: &str) -> Option<PathBuf> {
+    let rel_path = Path::new(rel);
+    if rel_path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        Some(dir.join(rel_path))
+    } else {
+        None
+    }
+}
+
+/// `./a/b` and `a/b` name the same member.
+pub fn member_name(raw: &str) -> String {
+    raw.trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+impl TarIndex {
+    fn build(path: &Path, limits: &Limits) -> Result<TarIndex, ImageError> {
+        let mut file = File::open(path).map_err(|e| ImageError::io(path, e))?;
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).map_err(|e| ImageError::io(path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| ImageError::io(path, e))?;
+        let compression = Compression::sniff(&magic[..n]);
+        let (tar_path, spill) = if compression == Compression::None {
+            (path.to_path_buf(), None)
+        } else {
+            let mut spill = tempfile::Builder::new()
+                .prefix("mab-archive-")
+                .tempfile()
+                .map_err(|e| ImageError::io(Path::new("temporary file"), e))?;
+            let decoder = compression
+                .decoder(BufReader::new(file))
+                .map_err(|e| ImageError::io(path, e))?;
+            let copied = std::io::copy(
+                &mut decoder.take(limits.max_uncompressed + 1),
+                spill.as_file_mut(),
+            )
+            .map_err(|e| {
+                ImageError::Hostile(format!(
+                    "{}: the {compression:?} stream is corrupt: {e}",
+                    path.display()
+                ))
+            })?;
+            if copied > limits.max_uncompressed {
+                return Err(ImageError::Hostile(format!(
+                    "{}: decompresses past the {}-byte limit",
+                    path.display(),
+                    limits.max_uncompressed
+                )));
+            }
+            (spill.path().to_path_buf(), Some(spill))
+        };
+        let tar_file = File::open(&tar_path).map_err(|e| ImageError::io(&tar_path, e))?;
+        let mut archive = tar::Archive::new(BufReader::new(tar_file));
+        let mut members = HashMap::new();
+        let entries = archive.entries().map_err(|e| {
+            ImageError::Hostile(format!("{}: not a tar archive: {e}", path.display()))
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                ImageError::Hostile(format!("{}: corrupt tar header: {e}", path.display()))
+            })?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = member_name(&String::from_utf8_lossy(&entry.path_bytes()));
+            members.insert(name, (entry.raw_file_position(), entry.size()));
+        }
+        Ok(TarIndex {
+            path: tar_path,
+            members,
+            _spill: spill,
+        })
+    }
+}
