@@ -32,6 +32,43 @@ pub struct Cli {
 pub enum Command {
     /// Print the platform table and every name each row accepts.
     Platforms,
+    /// Combine per-platform images into one multi-arch OCI archive or layout, offline.
+    #[command(after_help = ASSEMBLE_EXAMPLES)]
+    Assemble {
+        /// Output: an OCI archive (default) or, with --layout, an OCI layout directory.
+        #[arg(short, long, value_name = "PATH")]
+        output: PathBuf,
+        /// Write an OCI layout directory instead of an archive.
+        #[arg(long)]
+        layout: bool,
+        /// Name for the index (org.opencontainers.image.ref.name), as in oci-archive:OUT:TAG.
+        #[arg(long)]
+        tag: Option<String>,
+        /// How layers are stored.
+        #[arg(long, value_enum, default_value_t = LayerCompression::Gzip)]
+        compression: LayerCompression,
+        /// Rewrite a config whose architecture/variant disagrees with its binaries.
+        #[arg(long)]
+        fix_config: bool,
+        /// Per-platform images: docker-archives (dockerTools), OCI archives or layouts.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Platforms the result must hold (index.expected).
+        #[arg(long, value_name = "PLATFORM")]
+        expect: Vec<String>,
+        /// Report format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Check the result's headers only; do not run its entrypoints.
+        #[arg(long)]
+        no_run: bool,
+        /// Config file [default: ./mab.toml when present].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Colour in the human report.
+        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
+    },
     /// Build the bundled demo for every platform whose toolchain is installed, then verify it.
     Demo {
         /// Keep the built binaries here instead of a temporary directory.
@@ -40,6 +77,24 @@ pub enum Command {
         #[command(flatten)]
         verify: Box<VerifyArgs>,
     },
+}
+
+const ASSEMBLE_EXAMPLES: &str = "\
+Examples:
+  mab-verify assemble -o app.oci.tar amd64.tar.gz arm64.tar.gz armv7.tar.gz
+  mab-verify assemble --layout -o app-oci/ ./result-*
+  mab-verify assemble --tag v1.2.3 -o app.oci.tar imgs/*.tar.gz
+  skopeo copy --all oci-archive:app.oci.tar docker://registry.example/app:v1.2.3
+
+Each image's platform comes from its binaries; a config that disagrees stops assembly
+(--fix-config rewrites it). The output is verified before it is moved into place, and the
+same inputs always give the same bytes (SOURCE_DATE_EPOCH sets archive timestamps).";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayerCompression {
+    Gzip,
+    Zstd,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,78 +6,15 @@ use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::image as checks;
 use crate::check::run::check_run;
 use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
-use crate::image::{ImageFacts, ImageSet};
+use crate::image::{Entrypoint, ImageFacts, ImageSet};
 use crate::inspect::BinaryFacts;
 use crate::inspect::closure::{ClosureFacts, FactCache, FactTree, HostTree, resolve_closure};
 use crate::platform::Platform;
 use crate::report::{Artifact, ImageReport, Outlier};
-use crate::rootfs::{Root, RootOrigin, resolve_guest};
+use crate::rootfs::{Root, RootOrigin};
 use crate::run::{self, RunReport};
 use rayon::prelude::*;
 use std::path::Path;
-
-/// The default search path of a container whose config sets none (Docker's).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// An image's command line and what its first word resolves to in the rootfs.
-struct Entrypoint {
-    argv: Vec<String>,
-    /// Canonical path inside the image.
-    path: Option<String>,
-    facts: Option<BinaryFacts>,
-}
-
-fn env_of(image: &ImageFacts) -> Vec<(String, String)> {
-    let env = image
-        .config
-        .config
-        .as_ref()
-        .and_then(|c| c.env.clone())
-        .unwrap_or_default();
-    let mut pairs: Vec<(String, String)> = env
-        .iter()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    if !pairs.iter().any(|(k, _)| k == "PATH") {
-        pairs.push(("PATH".into(), DEFAULT_PATH.into()));
-    }
-    pairs
-}
-
-fn entrypoint(image: &ImageFacts) -> Option<Entrypoint> {
-    let cfg = image.config.config.as_ref()?;
-    let mut argv = cfg.entrypoint.clone().unwrap_or_default();
-    argv.extend(cfg.cmd.clone().unwrap_or_default());
-    let first = argv.first()?.clone();
-    let candidates: Vec<String> = if first.contains('/') {
-        vec![first.clone()]
-    } else {
-        let path = env_of(image)
-            .into_iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{}/{first}", d.trim_end_matches('/')))
-            .collect()
-    };
-    let resolved = candidates
-        .iter()
-        .find_map(|c| resolve_guest(&image.view, c).filter(|p| image.view.nodes.contains_key(p)));
-    let facts = resolved
-        .as_deref()
-        .and_then(|p| image.view.facts_at(p))
-        .cloned();
-    Some(Entrypoint {
-        argv,
-        path: resolved,
-        facts,
-    })
-}
 
 /// Where the platform of each image came from for the entrypoint's `elf.*` checks.
 fn expected_of(image: &ImageFacts, truth: Option<Platform>) -> Option<Expected> {
@@ -140,7 +77,7 @@ fn image_artifact(
     overrides: &run::EmulatorOverrides,
     spill: Option<&Path>,
 ) -> Artifact {
-    let entry = entrypoint(image);
+    let entry = image.entrypoint();
     let truth = checks::truth(entry.as_ref().and_then(|e| e.facts.as_ref()), image);
     let expected = expected_of(image, truth);
     let label = image
@@ -378,7 +315,7 @@ fn run_image(
         options,
         overrides,
         Some(argv[1..].to_vec()),
-        env_of(image),
+        image.env(),
     )
 }
 
@@ -433,4 +370,63 @@ fn index_artifact(input: &str, set: &ImageSet, options: &Options) -> Option<Arti
         },
         checks: results,
     })
+}
+
+/// The images a push script names, read as the one index `podman manifest create` would make
+/// of them: each listed under its config's platform, as podman does.
+pub fn read_push_script(
+    input: &Path,
+    script: &crate::image::script::PushScript,
+    read: &mut crate::image::ReadOptions<'_>,
+) -> crate::error::Result<ImageSet> {
+    let mut set = ImageSet {
+        path: input.to_path_buf(),
+        format: crate::image::Format::DockerArchive,
+        entries: Vec::new(),
+        images: Vec::new(),
+        blobs: Vec::new(),
+    };
+    for archive in &script.archives {
+        let named = |e: crate::image::ImageError| {
+            crate::error::Error::input(
+                &script.script,
+                format!("docker-archive:{}: {e}", archive.display()),
+            )
+        };
+        if !archive.exists() {
+            return Err(crate::error::Error::input(
+                &script.script,
+                format!(
+                    "names docker-archive:{}, which does not exist; build the images first (nix build)",
+                    archive.display()
+                ),
+            ));
+        }
+        let (source, format) = crate::image::detect(archive, read.limits)
+            .map_err(named)?
+            .ok_or_else(|| {
+                crate::error::Error::input(
+                    &script.script,
+                    format!(
+                        "docker-archive:{} is not an image archive",
+                        archive.display()
+                    ),
+                )
+            })?;
+        let one = crate::image::read(archive, source, format, read).map_err(named)?;
+        for (n, mut img) in one.images.into_iter().enumerate() {
+            img.manifest_digest = format!("{}#{n}", archive.display());
+            let listed = img.config.platform();
+            img.index_platform = Some(listed.clone());
+            set.entries.push(crate::image::IndexEntry {
+                digest: img.manifest_digest.clone(),
+                media_type: crate::image::docs::DOCKER_MANIFEST.into(),
+                platform: Some(listed),
+                listed_in: crate::image::docs::DOCKER_LIST.into(),
+            });
+            set.images.push(img);
+        }
+        set.blobs.extend(one.blobs);
+    }
+    Ok(set)
 }

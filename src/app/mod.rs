@@ -27,6 +27,56 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Some(Command::Demo { out, verify }) => demo(out, &verify),
+        Some(Command::Assemble {
+            output,
+            layout,
+            tag,
+            compression,
+            fix_config,
+            inputs,
+            expect,
+            format,
+            no_run,
+            config,
+            color,
+        }) => {
+            let verify = VerifyArgs {
+                paths: Vec::new(),
+                expect,
+                format,
+                all: false,
+                sysroot: None,
+                strict: false,
+                no_run,
+                require_run: false,
+                expect_output: None,
+                expect_output_regex: None,
+                run_args: Vec::new(),
+                timeout: None,
+                platform: None,
+                allow_extra: false,
+                config,
+                color,
+            };
+            let compression = match compression {
+                crate::cli::LayerCompression::Gzip => crate::image::Compression::Gzip,
+                crate::cli::LayerCompression::Zstd => crate::image::Compression::Zstd,
+                crate::cli::LayerCompression::None => crate::image::Compression::None,
+            };
+            let request = crate::assemble::Request {
+                inputs,
+                output,
+                layout,
+                tag,
+                compression,
+                fix_config,
+                mtime: std::env::var("SOURCE_DATE_EPOCH")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            };
+            assemble(&request, &verify)
+        }
         None => {
             if cli.verify.paths.is_empty() {
                 return Err(Error::Usage(
@@ -124,14 +174,29 @@ fn finish(args: &VerifyArgs) -> Result<u8> {
             targets.extend(discover(p, args.all)?);
             continue;
         }
+        if let Some(script) = crate::image::script::find(p) {
+            progress(&format!(
+                "{}: a push script combining {} images",
+                script.script.display(),
+                script.archives.len()
+            ));
+            let mut read = crate::image::ReadOptions {
+                limits: &options.limits,
+                spill: spill.as_ref().map(|d| d.path()),
+                tee: None,
+            };
+            sets.push(image::read_push_script(p, &script, &mut read)?);
+            continue;
+        }
         match crate::image::detect(p, &options.limits).map_err(bad)? {
             Some((source, format)) => {
                 progress(&format!("reading {}…", p.display()));
-                let spill_dir = spill.as_ref().map(|d| d.path());
-                sets.push(
-                    crate::image::read(p, source, format, &options.limits, spill_dir)
-                        .map_err(bad)?,
-                );
+                let mut read = crate::image::ReadOptions {
+                    limits: &options.limits,
+                    spill: spill.as_ref().map(|d| d.path()),
+                    tee: None,
+                };
+                sets.push(crate::image::read(p, source, format, &mut read).map_err(bad)?);
             }
             None => targets.extend(discover(p, args.all)?),
         }
@@ -656,6 +721,93 @@ fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
         report::Verdict::Pass => exit::OK,
         report::Verdict::Fail => exit::CHECK_FAILED,
     })
+}
+
+/// `assemble`: stage next to the output, verify what was staged with the full image checks,
+/// and only then move it into place.
+fn assemble(request: &crate::assemble::Request, args: &VerifyArgs) -> Result<u8> {
+    use crate::assemble::AssembleError;
+    let options = Options::from_args(args)?;
+    let parent = match request.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if request.output.exists() {
+        return Err(Error::input(
+            &request.output,
+            "already exists; remove it or choose another -o",
+        ));
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".mab-assemble-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::Io {
+            context: format!("creating a staging directory in {}", parent.display()),
+            source: e,
+        })?;
+    progress(&format!("assembling {} images…", request.inputs.len()));
+    let assembled = match crate::assemble::assemble(request, &options.limits, staging.path()) {
+        Ok(a) => a,
+        Err(AssembleError::Input(m)) => return Err(Error::Usage(m)),
+        Err(AssembleError::Refused(m)) => {
+            eprintln!("mab-verify: assemble refused: {m}");
+            return Ok(exit::CHECK_FAILED);
+        }
+    };
+    // Verify exactly what will be published, before it is.
+    let spill = if options.no_run {
+        None
+    } else {
+        Some(
+            tempfile::Builder::new()
+                .prefix("mab-spill-")
+                .tempdir()
+                .map_err(|e| Error::Io {
+                    context: "creating a temporary directory".into(),
+                    source: e,
+                })?,
+        )
+    };
+    let staged = &assembled.staged_layout;
+    let bad = |e: crate::image::ImageError| Error::input(staged, e.to_string());
+    let (source, format) = crate::image::detect(staged, &options.limits)
+        .map_err(bad)?
+        .ok_or_else(|| Error::input(staged, "the staged output is not an OCI layout"))?;
+    let mut read = crate::image::ReadOptions {
+        limits: &options.limits,
+        spill: spill.as_ref().map(|d| d.path()),
+        tee: None,
+    };
+    let set = crate::image::read(staged, source, format, &mut read).map_err(bad)?;
+    let mut artifacts = image::verify_set(&set, &options, spill.as_ref().map(|d| d.path()));
+    let shown = request.output.display().to_string();
+    for a in &mut artifacts {
+        a.path = a.path.replacen(&staged.display().to_string(), &shown, 1);
+        a.resolved_path = shown.clone();
+    }
+    let report = Report::new(vec![shown.clone()], artifacts, options.strict);
+    print_report(&report, args);
+    if report.verdict == report::Verdict::Fail {
+        eprintln!(
+            "mab-verify: the assembled image does not verify; nothing was written to {shown}"
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    crate::assemble::finalize(request, &assembled).map_err(|e| Error::Usage(e.to_string()))?;
+    let platforms: Vec<String> = assembled
+        .platforms
+        .iter()
+        .map(|p| match &p.fixed_config {
+            Some(fix) => format!("{} (config fixed: {fix})", p.platform.oci()),
+            None => p.platform.oci(),
+        })
+        .collect();
+    eprintln!(
+        "wrote {shown}: index {} for {}",
+        assembled.index_digest,
+        platforms.join(", ")
+    );
+    Ok(exit::OK)
 }
 
 pub fn platforms_table() -> String {

@@ -5,7 +5,7 @@ use super::{Compression, ImageError, Limits};
 use crate::inspect::{BinaryFacts, inspect_bytes, looks_like_binary};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 
 /// A reader that hashes and counts what passes through it.
 pub struct Hashing<R> {
@@ -35,6 +35,22 @@ impl<R: Read> Read for Hashing<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Copies what is read into a writer as well (assemble's single pass).
+struct Tee<'w, R> {
+    inner: R,
+    copy: Option<&'w mut dyn Write>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(w) = self.copy.as_mut() {
+            w.write_all(&buf[..n])?;
+        }
         Ok(n)
     }
 }
@@ -116,8 +132,17 @@ pub fn scan(
     limits: &Limits,
     budget: &mut u64,
     spill: Option<&std::path::Path>,
+    tee: Option<(super::TeeSide, &mut dyn Write)>,
 ) -> Result<LayerScan, ImageError> {
-    let mut compressed = Hashing::new(blob);
+    let (verbatim, tar_tee): (Option<&mut dyn Write>, Option<&mut dyn Write>) = match tee {
+        Some((super::TeeSide::Verbatim, w)) => (Some(w), None),
+        Some((super::TeeSide::Tar, w)) => (None, Some(w)),
+        None => (None, None),
+    };
+    let mut compressed = Hashing::new(Tee {
+        inner: blob,
+        copy: verbatim,
+    });
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
     let (compression, entries, diff_id, uncompressed_size) = {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut compressed);
@@ -128,7 +153,10 @@ pub fn scan(
         let decoder = compression
             .decoder(buffered)
             .map_err(|e| hostile(format!("cannot start {compression:?} decompression: {e}")))?;
-        let mut raw = Hashing::new(decoder.take(*budget + 1));
+        let mut raw = Hashing::new(Tee {
+            inner: decoder.take(*budget + 1),
+            copy: tar_tee,
+        });
         let over_budget = |count: u64| {
             hostile(format!(
                 "decompresses past the image's {}-byte limit (raise [limits] max_uncompressed_bytes in mab.toml if this is genuine)",

@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod extract;
 pub mod layer;
+pub mod script;
 pub mod source;
 pub mod view;
 
@@ -142,9 +143,79 @@ pub struct ImageFacts {
     pub index_platform: Option<PlatformDoc>,
     pub config_digest: String,
     pub config: Config,
+    /// The config as stored, so it can be copied byte for byte.
+    pub config_bytes: Vec<u8>,
     pub layers: Vec<LayerFacts>,
     pub blobs: Vec<BlobFacts>,
     pub view: View,
+}
+
+/// The default search path of a container whose config sets none (Docker's).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// An image's command line and what its first word resolves to in the rootfs.
+pub struct Entrypoint {
+    pub argv: Vec<String>,
+    /// Canonical path inside the image.
+    pub path: Option<String>,
+    pub facts: Option<crate::inspect::BinaryFacts>,
+}
+
+impl ImageFacts {
+    /// The config's `Env` as pairs, with Docker's default `PATH` when it sets none.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let env = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default();
+        let mut pairs: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        if !pairs.iter().any(|(k, _)| k == "PATH") {
+            pairs.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        pairs
+    }
+
+    /// `Entrypoint` + `Cmd`, its first word looked up through `PATH` and symlinks in the rootfs.
+    pub fn entrypoint(&self) -> Option<Entrypoint> {
+        let cfg = self.config.config.as_ref()?;
+        let mut argv = cfg.entrypoint.clone().unwrap_or_default();
+        argv.extend(cfg.cmd.clone().unwrap_or_default());
+        let first = argv.first()?.clone();
+        let candidates: Vec<String> = if first.contains('/') {
+            vec![first.clone()]
+        } else {
+            let path = self
+                .env()
+                .into_iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("{}/{first}", d.trim_end_matches('/')))
+                .collect()
+        };
+        let resolved = candidates.iter().find_map(|c| {
+            crate::rootfs::resolve_guest(&self.view, c).filter(|p| self.view.nodes.contains_key(p))
+        });
+        let facts = resolved
+            .as_deref()
+            .and_then(|p| self.view.facts_at(p))
+            .cloned();
+        Some(Entrypoint {
+            argv,
+            path: resolved,
+            facts,
+        })
+    }
 }
 
 /// An index entry as listed (after flattening nested indexes).
@@ -165,6 +236,40 @@ pub struct ImageSet {
     pub images: Vec<ImageFacts>,
     /// Index and manifest blobs (layer and config blobs sit with their image).
     pub blobs: Vec<BlobFacts>,
+}
+
+/// Receives each layer's bytes during the single read, so `assemble` can write them out
+/// without reading the input twice.
+pub trait LayerTee {
+    /// Before layer `index` of the image whose manifest is `image` is read: where its bytes
+    /// should also go. `Verbatim` takes the blob as stored, `Tar` the uncompressed stream.
+    fn begin(
+        &mut self,
+        image: &str,
+        index: usize,
+        stored: Compression,
+    ) -> std::io::Result<(TeeSide, &mut dyn std::io::Write)>;
+    /// After the layer was read completely.
+    fn end(&mut self, scan: &layer::LayerScan) -> std::io::Result<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeeSide {
+    Verbatim,
+    Tar,
+}
+
+/// What one read of an input needs besides the input itself.
+pub struct ReadOptions<'a> {
+    pub limits: &'a Limits,
+    /// Where to keep the bytes of binaries for later runs (see `layer::scan`).
+    pub spill: Option<&'a Path>,
+    pub tee: Option<&'a mut dyn LayerTee>,
+}
+
+struct Ctx<'a, 'b> {
+    source: &'a Source,
+    opts: &'a mut ReadOptions<'b>,
 }
 
 /// What an input turned out to be when sniffed: an image container, or not.
@@ -216,8 +321,7 @@ pub fn read(
     path: &Path,
     source: Source,
     format: Format,
-    limits: &Limits,
-    spill: Option<&Path>,
+    opts: &mut ReadOptions<'_>,
 ) -> Result<ImageSet, ImageError> {
     let mut set = ImageSet {
         path: path.to_path_buf(),
@@ -226,11 +330,60 @@ pub fn read(
         images: Vec::new(),
         blobs: Vec::new(),
     };
+    let mut ctx = Ctx {
+        source: &source,
+        opts,
+    };
     match format {
-        Format::OciLayout | Format::OciArchive => read_oci(&source, &mut set, limits, spill)?,
-        Format::DockerArchive => read_docker_archive(&source, &mut set, limits, spill)?,
+        Format::OciLayout | Format::OciArchive => read_oci(&mut ctx, &mut set)?,
+        Format::DockerArchive => read_docker_archive(&mut ctx, &mut set)?,
     }
     Ok(set)
+}
+
+/// Read one layer member through the scanner, feeding the tee when there is one.
+fn scan_member(
+    ctx: &mut Ctx<'_, '_>,
+    member: &str,
+    image: &str,
+    index: usize,
+    label: &str,
+    budget: &mut u64,
+) -> Result<Option<layer::LayerScan>, ImageError> {
+    let cannot_write =
+        |e: std::io::Error| ImageError::Hostile(format!("cannot write layer {label}: {e}"));
+    let tee_side = match ctx.opts.tee.as_deref_mut() {
+        Some(tee) => {
+            // The first bytes decide how the blob is stored; a peek, not a second read.
+            let Some((mut head_reader, _)) = ctx.source.open_member(member)? else {
+                return Ok(None);
+            };
+            let mut head = [0u8; 4];
+            let n = head_reader
+                .read(&mut head)
+                .map_err(|e| ImageError::Hostile(format!("layer {label} cannot be read: {e}")))?;
+            Some(
+                tee.begin(image, index, Compression::sniff(&head[..n]))
+                    .map_err(cannot_write)?,
+            )
+        }
+        None => None,
+    };
+    let Some((reader, _)) = ctx.source.open_member(member)? else {
+        return Ok(None);
+    };
+    let scan = layer::scan(
+        reader,
+        label,
+        ctx.opts.limits,
+        budget,
+        ctx.opts.spill,
+        tee_side,
+    )?;
+    if let Some(tee) = ctx.opts.tee.as_deref_mut() {
+        tee.end(&scan).map_err(cannot_write)?;
+    }
+    Ok(Some(scan))
 }
 
 fn blob_path(digest: &str) -> Result<String, ImageError> {
@@ -240,15 +393,18 @@ fn blob_path(digest: &str) -> Result<String, ImageError> {
 
 /// Read a JSON blob named by a descriptor, recording what was declared and what was found.
 fn read_json_blob(
-    source: &Source,
+    ctx: &Ctx<'_, '_>,
     d: &Descriptor,
     role: &str,
     referenced_by: &str,
-    limits: &Limits,
     blobs: &mut Vec<BlobFacts>,
 ) -> Result<Option<Vec<u8>>, ImageError> {
     let rel = blob_path(&d.digest)?;
-    let bytes = source.read_doc(&rel, &format!("{role} {}", d.digest), limits.max_json)?;
+    let bytes = ctx.source.read_doc(
+        &rel,
+        &format!("{role} {}", d.digest),
+        ctx.opts.limits.max_json,
+    )?;
     let mut facts = BlobFacts {
         role: role.to_string(),
         referenced_by: referenced_by.to_string(),
@@ -266,53 +422,36 @@ fn read_json_blob(
     Ok(bytes)
 }
 
-fn read_oci(
-    source: &Source,
-    set: &mut ImageSet,
-    limits: &Limits,
-    spill: Option<&Path>,
-) -> Result<(), ImageError> {
-    let index_bytes = source
-        .read_doc("index.json", "index.json", limits.max_json)?
+fn read_oci(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError> {
+    let index_bytes = ctx
+        .source
+        .read_doc("index.json", "index.json", ctx.opts.limits.max_json)?
         .ok_or_else(|| ImageError::Hostile("index.json is missing: not an OCI layout".into()))?;
     let index: Index = docs::parse(&index_bytes, "index.json").map_err(ImageError::Hostile)?;
     let media_type = index
         .media_type
         .clone()
         .unwrap_or_else(|| docs::OCI_INDEX.to_string());
-    walk_index(
-        source,
-        &index,
-        &media_type,
-        "index.json",
-        0,
-        set,
-        limits,
-        spill,
-    )
+    walk_index(ctx, &index, &media_type, "index.json", 0, set)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn walk_index(
-    source: &Source,
+    ctx: &mut Ctx<'_, '_>,
     index: &Index,
     media_type: &str,
     name: &str,
     depth: usize,
     set: &mut ImageSet,
-    limits: &Limits,
-    spill: Option<&Path>,
 ) -> Result<(), ImageError> {
-    if depth > limits.max_nesting {
+    if depth > ctx.opts.limits.max_nesting {
         return Err(ImageError::Hostile(format!(
             "{name}: indexes nest deeper than {} levels",
-            limits.max_nesting
+            ctx.opts.limits.max_nesting
         )));
     }
     for d in &index.manifests {
         if docs::is_index(&d.media_type) {
-            let Some(bytes) = read_json_blob(source, d, "index", name, limits, &mut set.blobs)?
-            else {
+            let Some(bytes) = read_json_blob(ctx, d, "index", name, &mut set.blobs)? else {
                 continue;
             };
             let nested: Index =
@@ -321,16 +460,7 @@ fn walk_index(
                 .media_type
                 .clone()
                 .unwrap_or_else(|| d.media_type.clone());
-            walk_index(
-                source,
-                &nested,
-                &nested_type,
-                &d.digest,
-                depth + 1,
-                set,
-                limits,
-                spill,
-            )?;
+            walk_index(ctx, &nested, &nested_type, &d.digest, depth + 1, set)?;
             continue;
         }
         set.entries.push(IndexEntry {
@@ -339,34 +469,24 @@ fn walk_index(
             platform: d.platform.clone(),
             listed_in: media_type.to_string(),
         });
-        let Some(bytes) = read_json_blob(source, d, "manifest", name, limits, &mut set.blobs)?
-        else {
+        let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut set.blobs)? else {
             continue;
         };
         let manifest: Manifest =
             docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
-        let image = read_oci_image(source, d, &manifest, limits, spill)?;
+        let image = read_oci_image(ctx, d, &manifest)?;
         set.images.push(image);
     }
     Ok(())
 }
 
 fn read_oci_image(
-    source: &Source,
+    ctx: &mut Ctx<'_, '_>,
     d: &Descriptor,
     manifest: &Manifest,
-    limits: &Limits,
-    spill: Option<&Path>,
 ) -> Result<ImageFacts, ImageError> {
     let mut blobs = Vec::new();
-    let config_bytes = read_json_blob(
-        source,
-        &manifest.config,
-        "config",
-        &d.digest,
-        limits,
-        &mut blobs,
-    )?;
+    let config_bytes = read_json_blob(ctx, &manifest.config, "config", &d.digest, &mut blobs)?;
     let config: Config = match &config_bytes {
         Some(b) => docs::parse(b, &format!("config {}", manifest.config.digest))
             .map_err(ImageError::Hostile)?,
@@ -374,7 +494,7 @@ fn read_oci_image(
     };
     let mut view = View::new(format!("image {}", d.digest));
     let mut layers = Vec::new();
-    let mut budget = limits.max_uncompressed;
+    let mut budget = ctx.opts.limits.max_uncompressed;
     for (i, l) in manifest.layers.iter().enumerate() {
         let rel = blob_path(&l.digest)?;
         let mut facts = BlobFacts {
@@ -394,8 +514,7 @@ fn read_oci_image(
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
         };
-        if let Some((reader, _)) = source.open_member(&rel)? {
-            let scan = layer::scan(reader, &l.digest, limits, &mut budget, spill)?;
+        if let Some(scan) = scan_member(ctx, &rel, &d.digest, i, &l.digest, &mut budget)? {
             facts.actual_digest = Some(scan.digest.clone());
             facts.actual_size = Some(scan.size);
             layer.compression = Some(scan.compression);
@@ -412,20 +531,17 @@ fn read_oci_image(
         index_platform: d.platform.clone(),
         config_digest: manifest.config.digest.clone(),
         config,
+        config_bytes: config_bytes.unwrap_or_default(),
         layers,
         blobs,
         view,
     })
 }
 
-fn read_docker_archive(
-    source: &Source,
-    set: &mut ImageSet,
-    limits: &Limits,
-    spill: Option<&Path>,
-) -> Result<(), ImageError> {
-    let bytes = source
-        .read_doc("manifest.json", "manifest.json", limits.max_json)?
+fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError> {
+    let bytes = ctx
+        .source
+        .read_doc("manifest.json", "manifest.json", ctx.opts.limits.max_json)?
         .ok_or_else(|| ImageError::Hostile("manifest.json is missing".into()))?;
     let entries: Vec<DockerArchiveEntry> =
         docs::parse(&bytes, "manifest.json").map_err(ImageError::Hostile)?;
@@ -438,12 +554,13 @@ fn read_docker_archive(
             .as_ref()
             .and_then(|t| t.first().cloned())
             .unwrap_or_else(|| format!("image {}", n + 1));
+        let image_key = format!("manifest.json#{n}");
         let mut blobs = Vec::new();
         let config_member = source::member_name(&entry.config);
-        let config_bytes = source.read_doc(
+        let config_bytes = ctx.source.read_doc(
             &config_member,
             &format!("config {config_member}"),
-            limits.max_json,
+            ctx.opts.limits.max_json,
         )?;
         // `<hex>.json` names the config by its digest; older layouts use other names.
         let declared = config_member
@@ -477,7 +594,7 @@ fn read_docker_archive(
             .unwrap_or_default();
         let mut view = View::new(format!("image {name}"));
         let mut layers = Vec::new();
-        let mut budget = limits.max_uncompressed;
+        let mut budget = ctx.opts.limits.max_uncompressed;
         for (i, member) in entry.layers.iter().enumerate() {
             let member = source::member_name(member);
             let mut facts = BlobFacts {
@@ -497,8 +614,7 @@ fn read_docker_archive(
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
             };
-            if let Some((reader, _)) = source.open_member(&member)? {
-                let scan = layer::scan(reader, &member, limits, &mut budget, spill)?;
+            if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, &mut budget)? {
                 facts.actual_digest = Some(scan.digest.clone());
                 facts.actual_size = Some(scan.size);
                 layer.digest = scan.digest.clone();
@@ -513,11 +629,12 @@ fn read_docker_archive(
             layers.push(layer);
         }
         set.images.push(ImageFacts {
-            manifest_digest: format!("manifest.json#{n}"),
+            manifest_digest: image_key,
             manifest_media_type: docs::DOCKER_MANIFEST.into(),
             index_platform: None,
             config_digest,
             config,
+            config_bytes: config_bytes.unwrap_or_default(),
             layers,
             blobs,
             view,

@@ -494,8 +494,13 @@ fn build_all(paths: &Paths) -> R {
     let multi: Vec<&Source> = MULTI_ROWS.iter().map(|n| source(n)).collect::<R<_>>()?;
     let armel = closure("armv5tel-linux")?;
 
-    eprintln!("TIMING phase one done");
-    let mut jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>> = Vec::new();
+    // Longest first: the bomb streams 256 MiB through gzip.
+    let mut jobs: Vec<Box<dyn FnOnce() -> R + Send + '_>> = vec![
+        Box::new(|| build_hostile(paths, amd64.closure.arch)),
+        Box::new(|| build_broken(paths, amd64, arm64, multi[2], armel)),
+        Box::new(|| build_multi(paths, &multi)),
+        Box::new(|| build_variants(paths, amd64.closure)),
+    ];
     for s in &sources {
         jobs.push(Box::new(move || {
             write_oci_archive(s.layout.dir(), &paths.oci_archive(s.closure.arch), MTIME)
@@ -528,9 +533,7 @@ fn parallel<T: Send, F: FnOnce() -> R<T> + Send>(jobs: Vec<F>) -> R<Vec<T>> {
                 loop {
                     let next = queue.lock().unwrap().next();
                     let Some((i, job)) = next else { break };
-                    let t = Instant::now();
                     let result = job();
-                    eprintln!("TIMING job {i}: {:.1?}", t.elapsed());
                     results.lock().unwrap().push((i, result));
                 }
             });
