@@ -16,3 +16,4 @@ pub mod report;
 pub mod rootfs;
 pub mod run;
 pub mod write;
+pub mod publish;

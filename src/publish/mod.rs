@@ -1,0 +1,1 @@
+//! Publishing: gate a command on the verdict, and push exactly the verified bytes to a registry.
