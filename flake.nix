@@ -5,18 +5,58 @@
 
   outputs = { self, nixpkgs }:
     let
+      inherit (nixpkgs) lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      # pkgsCross attributes the demo is built for, besides the host.
+      crossTargets = [ "aarch64-multiplatform" "armv7l-hf-multiplatform" "riscv64" "gnu32" "musl64" ];
+
+      toolFor = pkgs: pkgs.callPackage ./default.nix { };
+
+      # The article's layout: <target>.{myproject,docker}, with `native` for the host.
+      demoFor = pkgs:
+        { native = pkgs.callPackage ./nix/demo.nix { }; }
+        // lib.genAttrs crossTargets (t: pkgs.pkgsCross.${t}.callPackage ./nix/demo.nix { });
+
+      mkMultiArchImageFor = pkgs:
+        pkgs.callPackage ./nix/multi-arch-image.nix { mab-verify = toolFor pkgs; };
     in
     {
-      packages = forAllSystems (pkgs: {
-        default = pkgs.callPackage ./default.nix { };
-      });
+      # lib.mkMultiArchImage { pkgs; name; tag; images = [ dockerImage1 dockerImage2 … ]; }
+      lib.mkMultiArchImage = { pkgs, ... }@args:
+        mkMultiArchImageFor pkgs (builtins.removeAttrs args [ "pkgs" ]);
+
+      # Nested targets live here; `packages` must hold derivations only.
+      legacyPackages = forAllSystems (pkgs: { demo = demoFor pkgs; });
+
+      packages = forAllSystems (pkgs:
+        let demo = demoFor pkgs;
+        in {
+          default = toolFor pkgs;
+          mab-verify = toolFor pkgs;
+          multiArchImage = mkMultiArchImageFor pkgs {
+            name = "multi-arch-demo";
+            tag = "latest";
+            images = map (t: demo.${t}.docker) [ "native" "aarch64-multiplatform" "armv7l-hf-multiplatform" ];
+          };
+        });
+
+      # `nix flake check` verifies every demo target: headers, closure, and a run under qemu.
+      checks = forAllSystems (pkgs:
+        lib.mapAttrs
+          (target: outputs:
+            pkgs.runCommand "mab-verify-demo-${target}"
+              { nativeBuildInputs = [ (toolFor pkgs) pkgs.qemu ]; }
+              ''
+                mab-verify --format json ${outputs.myproject} ${outputs.docker} > "$out"
+              '')
+          (demoFor pkgs));
 
       apps = forAllSystems (pkgs: {
         default = {
           type = "app";
-          program = "${self.packages.${pkgs.system}.default}/bin/mab-verify";
+          program = "${toolFor pkgs}/bin/mab-verify";
         };
       });
 

@@ -32,6 +32,32 @@ pub struct Cli {
 pub enum Command {
     /// Print the platform table and every name each row accepts.
     Platforms,
+    /// Build every cross target of a flake with nix, then verify every output.
+    #[command(after_help = BUILD_EXAMPLES)]
+    Build {
+        /// The flake.
+        #[arg(long, default_value = ".")]
+        flake: String,
+        /// The system whose packages to build [default: this machine's].
+        #[arg(long)]
+        system: Option<String>,
+        /// Only these targets (the attribute names under --attr); repeatable.
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Where the targets are: an attribute path in the flake, {system} filled in.
+        #[arg(long, default_value = "packages.{system}", value_name = "PATH")]
+        attr: String,
+        #[command(flatten)]
+        common: Box<CommonArgs>,
+    },
+    /// Merge per-target JSON reports (from CI matrix jobs) into one report and one verdict.
+    MergeReports {
+        /// JSON reports written by `mab-verify --format json`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Box<CommonArgs>,
+    },
     /// Combine per-platform images into one multi-arch OCI archive or layout, offline.
     #[command(after_help = ASSEMBLE_EXAMPLES)]
     Assemble {
@@ -77,6 +103,64 @@ pub enum Command {
         #[command(flatten)]
         verify: Box<VerifyArgs>,
     },
+}
+
+const BUILD_EXAMPLES: &str = "\
+Examples:
+  mab-verify build                              # flake in ., this system, every target
+  mab-verify build --flake github:org/repo --system x86_64-linux --target aarch64 --target native
+  mab-verify build --format json > report.json
+  mab-verify build --attr 'legacyPackages.{system}.demo'   # this repo's demo targets
+
+Targets are the attributes under packages.<system>: either one level (packages.<system>.<target>)
+or the article's two (packages.<system>.<target>.{myproject,docker}). Each target's platform
+comes from mab.toml [build.platforms], else its stdenv.hostPlatform, else its name.";
+
+/// Flags shared by subcommands that verify and report.
+#[derive(Debug, Args, Clone)]
+pub struct CommonArgs {
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Inspect headers only; do not run anything.
+    #[arg(long)]
+    pub no_run: bool,
+    /// Exit 3 when a platform cannot be run here (no qemu), instead of skipping it.
+    #[arg(long)]
+    pub require_run: bool,
+    /// Treat warnings as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Config file [default: ./mab.toml when present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Colour in the human report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl CommonArgs {
+    /// The full verify flags these stand for, everything else at its default.
+    pub fn to_verify(&self) -> VerifyArgs {
+        VerifyArgs {
+            paths: Vec::new(),
+            expect: Vec::new(),
+            format: self.format,
+            all: false,
+            sysroot: None,
+            strict: self.strict,
+            no_run: self.no_run,
+            require_run: self.require_run,
+            expect_output: None,
+            expect_output_regex: None,
+            run_args: Vec::new(),
+            timeout: None,
+            platform: None,
+            allow_extra: false,
+            config: self.config.clone(),
+            color: self.color,
+        }
+    }
 }
 
 const ASSEMBLE_EXAMPLES: &str = "\

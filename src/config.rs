@@ -25,6 +25,19 @@ pub struct Config {
     pub expect: Vec<String>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub build: BuildConfig,
+}
+
+/// `[build]`: which flake targets to build and what each is for.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    /// Only these targets (default: every target the flake has).
+    pub targets: Option<Vec<String>>,
+    /// Target name → platform, overriding what Nix says.
+    #[serde(default)]
+    pub platforms: BTreeMap<String, String>,
 }
 
 /// `[limits]`: what a hostile input may make the reader do.

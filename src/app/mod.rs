@@ -1,5 +1,6 @@
 //! One function per subcommand, wiring discover → inspect → checks → runs → report.
 
+mod build;
 mod image;
 
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
@@ -27,6 +28,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Some(Command::Demo { out, verify }) => demo(out, &verify),
+        Some(Command::Build {
+            flake,
+            system,
+            targets,
+            attr,
+            common,
+        }) => build::build(&flake, system, &attr, &targets, &common.to_verify()),
+        Some(Command::MergeReports { reports, common }) => {
+            build::merge_reports(&reports, &common.to_verify())
+        }
         Some(Command::Assemble {
             output,
             layout,
@@ -152,59 +163,104 @@ impl Options {
 
 fn finish(args: &VerifyArgs) -> Result<u8> {
     let options = Options::from_args(args)?;
-    // Binaries read from image layers wait here for their runs; removed when this returns.
-    let spill = if options.no_run {
-        None
-    } else {
-        Some(
-            tempfile::Builder::new()
-                .prefix("mab-spill-")
-                .tempdir()
-                .map_err(|e| Error::Io {
-                    context: "creating a temporary directory".into(),
-                    source: e,
-                })?,
-        )
-    };
+    let inputs: Vec<Input> = args
+        .paths
+        .iter()
+        .map(|p| Input {
+            path: p.clone(),
+            declared: None,
+        })
+        .collect();
+    let names = args.paths.iter().map(|p| p.display().to_string()).collect();
+    let (artifacts, missing) = verify_inputs(&inputs, &options)?;
+    conclude(
+        Report::new(names, artifacts, options.strict),
+        missing,
+        &options,
+        args,
+    )
+}
+
+/// A path to verify, and what its producer says it is for (a build target's platform).
+pub(crate) struct Input {
+    pub path: PathBuf,
+    pub declared: Option<Expected>,
+}
+
+/// A directory for binaries read from image layers until their runs; removed when dropped.
+fn spill_dir(options: &Options) -> Result<Option<tempfile::TempDir>> {
+    if options.no_run {
+        return Ok(None);
+    }
+    tempfile::Builder::new()
+        .prefix("mab-spill-")
+        .tempdir()
+        .map(Some)
+        .map_err(|e| Error::Io {
+            context: "creating a temporary directory".into(),
+            source: e,
+        })
+}
+
+/// Verify binaries, directories, images and push scripts alike. Returns the artifacts and the
+/// platforms whose runs were skipped for want of an emulator.
+pub(crate) fn verify_inputs(
+    inputs: &[Input],
+    options: &Options,
+) -> Result<(Vec<Artifact>, Vec<String>)> {
+    let spill = spill_dir(options)?;
+    let spill_path = spill.as_ref().map(|d| d.path());
     let mut targets = Vec::new();
     let mut sets = Vec::new();
-    for p in &args.paths {
+    for input in inputs {
+        let p = &input.path;
         let bad = |e: crate::image::ImageError| Error::input(p, e.to_string());
+        // An image built for a known platform must be that platform: it is what index.expected checks.
+        let set_options = match &input.declared {
+            Some(e) => Options {
+                expects: vec![(e.platform.oci(), e.platform)],
+                ..options.clone()
+            },
+            None => options.clone(),
+        };
         if !p.exists() {
-            targets.extend(discover(p, args.all)?);
+            targets.extend(discover(p, options.all)?);
             continue;
         }
+        let mut read = crate::image::ReadOptions {
+            limits: &options.limits,
+            spill: spill_path,
+            tee: None,
+        };
         if let Some(script) = crate::image::script::find(p) {
             progress(&format!(
                 "{}: a push script combining {} images",
                 script.script.display(),
                 script.archives.len()
             ));
-            let mut read = crate::image::ReadOptions {
-                limits: &options.limits,
-                spill: spill.as_ref().map(|d| d.path()),
-                tee: None,
-            };
-            sets.push(image::read_push_script(p, &script, &mut read)?);
+            sets.push((image::read_push_script(p, &script, &mut read)?, set_options));
             continue;
         }
         match crate::image::detect(p, &options.limits).map_err(bad)? {
             Some((source, format)) => {
                 progress(&format!("reading {}…", p.display()));
-                let mut read = crate::image::ReadOptions {
-                    limits: &options.limits,
-                    spill: spill.as_ref().map(|d| d.path()),
-                    tee: None,
-                };
-                sets.push(crate::image::read(p, source, format, &mut read).map_err(bad)?);
+                sets.push((
+                    crate::image::read(p, source, format, &mut read).map_err(bad)?,
+                    set_options,
+                ));
             }
-            None => targets.extend(discover(p, args.all)?),
+            None => {
+                let mut found = discover(p, options.all)?;
+                for t in &mut found {
+                    t.declared = input.declared.clone();
+                }
+                targets.extend(found);
+            }
         }
     }
-    let inputs = args.paths.iter().map(|p| p.display().to_string()).collect();
-    let mut outcome = verify(inputs, targets, &options);
-    for set in &sets {
-        let artifacts = image::verify_set(set, &options, spill.as_ref().map(|d| d.path()));
+    let mut outcome = verify(Vec::new(), targets, options);
+    for (set, set_options) in &sets {
+        let artifacts = image::verify_set(set, set_options, spill_path);
         for a in &artifacts {
             if let (RunReport::Skipped { .. }, Some(e)) = (&a.run, &a.expected) {
                 outcome.missing_emulators.push(e.platform.clone());
@@ -212,20 +268,22 @@ fn finish(args: &VerifyArgs) -> Result<u8> {
         }
         outcome.report.artifacts.extend(artifacts);
     }
-    let report = Report::new(
-        outcome.report.inputs,
-        outcome.report.artifacts,
-        options.strict,
-    );
+    Ok((outcome.report.artifacts, outcome.missing_emulators))
+}
+
+/// Print the report and turn it into the exit code (3 for --require-run without emulators).
+pub(crate) fn conclude(
+    report: Report,
+    mut missing: Vec<String>,
+    options: &Options,
+    args: &VerifyArgs,
+) -> Result<u8> {
     print_report(&report, args);
-    if options.require_run && !outcome.missing_emulators.is_empty() {
-        outcome.missing_emulators.sort();
-        outcome.missing_emulators.dedup();
+    if options.require_run && !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
         return Err(Error::Environment {
-            what: format!(
-                "--require-run: cannot run {} here",
-                outcome.missing_emulators.join(", ")
-            ),
+            what: format!("--require-run: cannot run {} here", missing.join(", ")),
             hint: "apt-get install qemu-user, or set MAB_QEMU_<ARCH> / [qemu] in mab.toml".into(),
         });
     }
@@ -235,7 +293,7 @@ fn finish(args: &VerifyArgs) -> Result<u8> {
     })
 }
 
-fn print_report(report: &Report, args: &VerifyArgs) {
+pub(crate) fn print_report(report: &Report, args: &VerifyArgs) {
     let text = match args.format {
         Format::Json => report::json::render(report),
         Format::Human => {
@@ -327,7 +385,12 @@ fn prepare(target: Target, options: &Options, cache: &mut FactCache) -> Prepared
     let nix_output = target.store.is_some();
     let (closure, no_root_hint) = match (facts.elf(), &expected) {
         (Some(elf), Some(exp)) if elf.interpreter.is_some() || !elf.needed.is_empty() => {
-            match choose_root(&target, exp, options.sysroot.as_deref()) {
+            match choose_root(
+                &target,
+                exp,
+                elf.interpreter.as_deref(),
+                options.sysroot.as_deref(),
+            ) {
                 Some(root) => {
                     let guest = root
                         .guest_path_of(&target.host_path)
@@ -422,16 +485,25 @@ fn expected_for(
 
 /// Where this binary's loader and libraries live: `--sysroot`, the root of the store it sits
 /// in, the host (host-platform binaries, the host's /nix/store), or Debian's cross sysroot.
-fn choose_root(target: &Target, expected: &Expected, sysroot: Option<&Path>) -> Option<Root> {
+fn choose_root(
+    target: &Target,
+    expected: &Expected,
+    interp: Option<&str>,
+    sysroot: Option<&Path>,
+) -> Option<Root> {
     if let Some(dir) = sysroot {
         return Some(Root::new(dir, RootOrigin::Sysroot));
     }
+    let loader_in_store = interp.is_none_or(|i| i.starts_with("/nix/store/"));
     if let Some(store) = &target.store {
-        return Some(if store.root == Path::new("/") {
-            Root::new("/", RootOrigin::Host)
-        } else {
-            Root::new(&store.root, RootOrigin::StoreRoot)
-        });
+        if store.root != Path::new("/") {
+            return Some(Root::new(&store.root, RootOrigin::StoreRoot));
+        }
+        // The host's store holds the closure; an impure loader outside it is looked for where
+        // that platform's loaders are, never in the host's own /lib (elf.impure warns).
+        if loader_in_store || expected.platform.arch.is_host() {
+            return Some(Root::new("/", RootOrigin::Host));
+        }
     }
     if expected.platform.arch.is_host() {
         return Some(Root::new("/", RootOrigin::Host));

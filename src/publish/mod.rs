@@ -1,1 +1,4 @@
 //! Publishing: gate a command on the verdict, and push exactly the verified bytes to a registry.
+
+pub mod auth;
+pub mod registry;

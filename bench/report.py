@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Turns bench/run's measurements into the Markdown report (stdout). Not run by hand.
+
+    report.py RESULTS.tsv DEMO_KEYS
+Environment (from bench/run): MODE RUNS PROFILE LOAD_BEFORE LOAD_AFTER LAYOUT SMALL_LAYOUT FIX CI_MODE
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+MIB = 1024
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+
+
+def first_line(s):
+    return s.splitlines()[0] if s else ""
+
+
+def machine():
+    cpu = "unknown"
+    flags = ""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name") and cpu == "unknown":
+            cpu = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            flags = line
+    mem_kb = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    sha = "SHA extensions (sha_ni)" if " sha_ni" in flags else "no SHA extensions"
+    return (f"{os.cpu_count()} cores, {cpu} ({sha}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+            f"Linux {platform.release()}")
+
+
+def fixture_line(path):
+    fj = os.path.join(os.path.dirname(path), "fixture.json")
+    try:
+        f = json.load(open(fj))
+    except OSError:
+        return "?"
+    parts = []
+    for arch, p in sorted(f["platforms"].items()):
+        parts.append(f"{arch}: {len(p['layers'])} gzip layers, {p['files']:,} files, {p['elf']} ELF, "
+                     f"{p['compressed'] / 1e6:.0f} MB")
+    return (f"{f['compressed'] / 1e6:.0f} MB compressed, {f['uncompressed'] / 1e6:.0f} MB of tar "
+            f"({'; '.join(parts)})")
+
+
+def main():
+    results_tsv, demo_keys_file = sys.argv[1:]
+    rows = {}
+    order = []
+    for line in open(results_tsv):
+        key, wall, rss, rc, note, cmd = line.rstrip("\n").split("\t")
+        rows[key] = {"wall": float(wall) if wall else None, "rss": int(rss) if rss else None,
+                     "rc": rc, "note": note, "cmd": cmd}
+        order.append(key)
+    demo_keys = [k for k in open(demo_keys_file).read().split() if k in rows]
+    mode = os.environ["MODE"]
+    runs = os.environ["RUNS"]
+    ci = os.environ.get("CI_MODE") == "1"
+
+    def wall(k):
+        r = rows.get(k)
+        return r["wall"] if r and r["wall"] is not None and not r["note"] else None
+
+    def rss_mib(k):
+        r = rows.get(k)
+        return r["rss"] / MIB if r and r["rss"] else None
+
+    def fmt_s(v):
+        return f"{v:.2f}" if v is not None else "–"
+
+    def fmt_ratio(a, b):
+        return f"{a / b:.2f}×" if a is not None and b else "–"
+
+    def fmt_mib(v):
+        return f"{v:.0f}" if v is not None else "–"
+
+    out = []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rev = sh("git", "rev-parse", "--short", "HEAD")
+    dirty = sh("git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock")
+    rev += " + uncommitted changes in src/" if dirty else ""
+    out.append(f"### {mode} fixture{' (CI smoke, one run each)' if ci else ''}, {now}")
+    out.append("")
+    out.append(f"- Machine: {machine()}; load average {os.environ['LOAD_BEFORE']} before, "
+               f"{os.environ['LOAD_AFTER']} after.")
+    out.append(f"- mab-verify: {rev}, {os.environ['PROFILE']} profile. Peers: "
+               f"{first_line(sh('openssl', 'version'))}; {first_line(sh('pigz', '--version'))}; "
+               f"{first_line(sh('skopeo', '--version'))}; {first_line(sh('umoci', '--version'))}; "
+               f"{first_line(sh('file', '--version'))}.")
+    out.append(f"- Fixture `{os.path.relpath(os.environ['LAYOUT'])}`: {fixture_line(os.environ['LAYOUT'])}.")
+    out.append(f"- Warm page cache; best wall time of {runs} interleaved run{'s' if runs != '1' else ''}, "
+               f"largest peak RSS (`/usr/bin/time -v`; for a pipeline, its largest process).")
+    out.append("")
+    floor = wall("floor")
+    out.append("| tool | what it does | best wall (s) | × floor | peak RSS (MiB) | exit codes |")
+    out.append("|---|---|---:|---:|---:|---|")
+    names = {
+        "verify": "**mab-verify** full verify",
+        "floor": "one-pass floor",
+        "skopeo": "skopeo copy --all",
+        "umoci": "umoci unpack",
+        "file": "file(1) over a rootfs",
+    }
+    for key in ["verify", "floor", "skopeo", "umoci", "file"]:
+        if key not in rows:
+            continue
+        r = rows[key]
+        cmd = r["cmd"].replace("|", "\\|")
+        if r["note"]:
+            cmd += f" — *{r['note']}*".replace("|", "\\|")
+        out.append(f"| {names[key]} | {cmd} | {fmt_s(wall(key))} | {fmt_ratio(wall(key), floor)} | "
+                   f"{fmt_mib(rss_mib(key))} | {r['rc'] or '–'} |")
+    out.append("")
+    out.append("The floor is a single stream: layers one after another, one inflate thread "
+               "(`pigz -dc` does not parallelise inflation), the two hashes beside it. "
+               "umoci and file(1) cover one platform (amd64) only; the others cover both.")
+    out.append("")
+
+    targets = []
+    if wall("verify") and floor:
+        ratio = wall("verify") / floor
+        targets.append(("full verify ≤ 1.2× the floor (aim ≤ 0.6×)", f"{ratio:.2f}×", ratio <= 1.2))
+    if rss_mib("verify"):
+        targets.append(("peak RSS ≤ 128 MiB", f"{rss_mib('verify'):.0f} MiB", rss_mib("verify") <= 128))
+    if "verify_small" in rows:
+        out.append("**Memory, small vs large fixture**")
+        out.append("")
+        out.append("| fixture | mab-verify wall (s) | floor (s) | × floor | mab-verify peak RSS (MiB) |")
+        out.append("|---|---:|---:|---:|---:|")
+        small_layout = os.environ.get("SMALL_LAYOUT", "")
+        out.append(f"| small ({fixture_line(small_layout).split(' (')[0]}) | {fmt_s(wall('verify_small'))} | "
+                   f"{fmt_s(wall('floor_small'))} | {fmt_ratio(wall('verify_small'), wall('floor_small'))} | "
+                   f"{fmt_mib(rss_mib('verify_small'))} |")
+        out.append(f"| large ({fixture_line(os.environ['LAYOUT']).split(' (')[0]}) | {fmt_s(wall('verify'))} | "
+                   f"{fmt_s(floor)} | {fmt_ratio(wall('verify'), floor)} | {fmt_mib(rss_mib('verify'))} |")
+        out.append("")
+        if rss_mib("verify_small") and rss_mib("verify"):
+            growth = rss_mib("verify") / rss_mib("verify_small") - 1
+            targets.append(("RSS flat: large within 10 % of small", f"{growth * 100:+.0f} %", abs(growth) <= 0.10))
+
+    if "qemu_all" in rows or "assemble" in rows:
+        out.append("**Runs and assemble**")
+        out.append("")
+        out.append("| measurement | best wall (s) | compared with | its wall (s) | ratio | peak RSS (MiB) | exit codes |")
+        out.append("|---|---:|---|---:|---:|---:|---|")
+    if "qemu_all" in rows:
+        r = rows["qemu_all"]
+        singles = [(wall(k), k) for k in demo_keys if wall(k) is not None]
+        slow = max(singles) if singles else (None, None)
+        name = slow[1][len("qemu_"):] if slow[1] else "–"
+        cmd = r["cmd"] + (f" — *{r['note']}*" if r["note"] else "")
+        out.append(f"| {cmd} | {fmt_s(wall('qemu_all'))} | slowest single run ({name}) | {fmt_s(slow[0])} | "
+                   f"{fmt_ratio(wall('qemu_all'), slow[0])} | {fmt_mib(rss_mib('qemu_all'))} | {r['rc'] or '–'} |")
+        if wall("qemu_all") and slow[0]:
+            ratio = wall("qemu_all") / slow[0]
+            targets.append(("parallel qemu runs ≤ 2× the slowest single", f"{ratio:.2f}×", ratio <= 2))
+    if "assemble" in rows:
+        r = rows["assemble"]
+        sk = wall("assemble_skopeo")
+        if r["note"] and not r["wall"]:
+            out.append(f"| assemble — *{r['note']}* | – | – | – | – | – | – |")
+        else:
+            for key in ["assemble", "assemble_norun"]:
+                if key in rows:
+                    rr = rows[key]
+                    cmd = rr["cmd"] + (f" — *{rr['note']}*" if rr["note"] else "")
+                    out.append(f"| {cmd} | {fmt_s(wall(key))} | skopeo copy --all of the result | {fmt_s(sk)} | "
+                               f"{fmt_ratio(wall(key), sk)} | {fmt_mib(rss_mib(key))} | {rr['rc'] or '–'} |")
+            if "assemble_peer" in rows:
+                rr = rows["assemble_peer"]
+                cmd = rr["cmd"] + (f" — *{rr['note']}*" if rr["note"] else "")
+                out.append(f"| {cmd} | {fmt_s(wall('assemble_peer'))} | mab-verify assemble --no-run | "
+                           f"{fmt_s(wall('assemble_norun'))} | {fmt_ratio(wall('assemble_norun'), wall('assemble_peer'))} "
+                           f"(assemble ÷ this) | {fmt_mib(rss_mib('assemble_peer'))} | {rr['rc'] or '–'} |")
+            if wall("assemble") and sk:
+                ratio = wall("assemble") / sk
+                targets.append(("assemble ≤ 1.2× skopeo copy --all", f"{ratio:.2f}×", ratio <= 1.2))
+            if wall("assemble_norun") and wall("assemble_peer"):
+                ratio = wall("assemble_norun") / wall("assemble_peer")
+                targets.append(("(informative) assemble --no-run vs skopeo doing the same gzip work",
+                                f"{ratio:.2f}×", ratio <= 1.2))
+            if wall("assemble_norun") and sk:
+                ratio = wall("assemble_norun") / sk
+                targets.append(("assemble --no-run ≤ 1.2× skopeo copy --all", f"{ratio:.2f}×", ratio <= 1.2))
+    if "qemu_all" in rows or "assemble" in rows:
+        out.append("")
+        if demo_keys:
+            out.append("Single demo runs (best wall, s): " + ", ".join(
+                f"{k[len('qemu_'):]} {fmt_s(wall(k))}" for k in demo_keys) + ".")
+            out.append("")
+
+    if targets:
+        out.append("**Targets**" + (" (printed, not asserted: CI smoke)" if ci else ""))
+        out.append("")
+        out.append("| target | measured | met |")
+        out.append("|---|---:|---|")
+        for what, measured, met in targets:
+            out.append(f"| {what} | {measured} | {'yes' if met else '**no**'} |")
+        out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
