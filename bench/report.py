@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns bench/run's measurements into the Markdown report (stdout). Not run by hand.
 
-    report.py RESULTS.tsv DEMO_KEYS
+    report.py RESULTS.tsv DEMO_KEYS BARE_KEYS
 Environment (from bench/run): MODE RUNS PROFILE LOAD_BEFORE LOAD_AFTER LAYOUT SMALL_LAYOUT FIX CI_MODE
 """
 
@@ -59,15 +59,16 @@ def fixture_line(path):
 
 
 def main():
-    results_tsv, demo_keys_file = sys.argv[1:]
+    results_tsv, demo_keys_file, bare_keys_file = sys.argv[1:]
     rows = {}
     order = []
     for line in open(results_tsv):
-        key, wall, rss, rc, note, cmd = line.rstrip("\n").split("\t")
+        key, wall, rss, rc, note, cmd, cpu = line.rstrip("\n").split("\t")
         rows[key] = {"wall": float(wall) if wall else None, "rss": int(rss) if rss else None,
-                     "rc": rc, "note": note, "cmd": cmd}
+                     "rc": rc, "note": note, "cmd": cmd, "cpu": float(cpu) if cpu else None}
         order.append(key)
     demo_keys = [k for k in open(demo_keys_file).read().split() if k in rows]
+    bare_keys = [k for k in open(bare_keys_file).read().split() if k in rows]
     mode = os.environ["MODE"]
     runs = os.environ["RUNS"]
     ci = os.environ.get("CI_MODE") == "1"
@@ -103,20 +104,23 @@ def main():
                f"{first_line(sh('skopeo', '--version'))}; {first_line(sh('umoci', '--version'))}; "
                f"{first_line(sh('file', '--version'))}.")
     out.append(f"- Fixture `{os.path.relpath(os.environ['LAYOUT'])}`: {fixture_line(os.environ['LAYOUT'])}.")
+    nice = os.environ.get("NICE", "0")
     out.append(f"- Warm page cache; best wall time of {runs} interleaved run{'s' if runs != '1' else ''}, "
-               f"largest peak RSS (`/usr/bin/time -v`; for a pipeline, its largest process).")
+               f"least CPU time (user + system, children included), largest peak RSS (`/usr/bin/time -v`; "
+               f"for a pipeline, its largest process)" + (f"; run at nice {nice}" if nice not in ("0", "") else "") + ".")
     out.append("")
     floor = wall("floor")
-    out.append("| tool | what it does | best wall (s) | × floor | peak RSS (MiB) | exit codes |")
-    out.append("|---|---|---:|---:|---:|---|")
+    out.append("| tool | what it does | best wall (s) | × floor | CPU (s) | peak RSS (MiB) | exit codes |")
+    out.append("|---|---|---:|---:|---:|---:|---|")
     names = {
         "verify": "**mab-verify** full verify",
         "floor": "one-pass floor",
+        "floor_par": "floor, layers in parallel",
         "skopeo": "skopeo copy --all",
         "umoci": "umoci unpack",
         "file": "file(1) over a rootfs",
     }
-    for key in ["verify", "floor", "skopeo", "umoci", "file"]:
+    for key in ["verify", "floor", "floor_par", "skopeo", "umoci", "file"]:
         if key not in rows:
             continue
         r = rows[key]
@@ -124,7 +128,7 @@ def main():
         if r["note"]:
             cmd += f" — *{r['note']}*".replace("|", "\\|")
         out.append(f"| {names[key]} | {cmd} | {fmt_s(wall(key))} | {fmt_ratio(wall(key), floor)} | "
-                   f"{fmt_mib(rss_mib(key))} | {r['rc'] or '–'} |")
+                   f"{fmt_s(r['cpu'])} | {fmt_mib(rss_mib(key))} | {r['rc'] or '–'} |")
     out.append("")
     out.append("The floor is a single stream: layers one after another, one inflate thread "
                "(`pigz -dc` does not parallelise inflation), the two hashes beside it. "
@@ -166,6 +170,13 @@ def main():
         cmd = r["cmd"] + (f" — *{r['note']}*" if r["note"] else "")
         out.append(f"| {cmd} | {fmt_s(wall('qemu_all'))} | slowest single run ({name}) | {fmt_s(slow[0])} | "
                    f"{fmt_ratio(wall('qemu_all'), slow[0])} | {fmt_mib(rss_mib('qemu_all'))} | {r['rc'] or '–'} |")
+        if "qemu_bare" in rows:
+            rb = rows["qemu_bare"]
+            bare = [(wall(k), k) for k in bare_keys if wall(k) is not None]
+            bslow = max(bare)[0] if bare else None
+            cmd = rb["cmd"] + (f" — *{rb['note']}*" if rb["note"] else "")
+            out.append(f"| {cmd} | {fmt_s(wall('qemu_bare'))} | the slowest of them alone | {fmt_s(bslow)} | "
+                       f"{fmt_ratio(wall('qemu_bare'), bslow)} | {fmt_mib(rss_mib('qemu_bare'))} | {rb['rc'] or '–'} |")
         if wall("qemu_all") and slow[0]:
             ratio = wall("qemu_all") / slow[0]
             targets.append(("parallel qemu runs ≤ 2× the slowest single", f"{ratio:.2f}×", ratio <= 2))

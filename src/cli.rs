@@ -50,6 +50,17 @@ pub enum Command {
         #[command(flatten)]
         common: Box<CommonArgs>,
     },
+    /// Verify ARTIFACT; only if it passes, run the command (which publishes it).
+    #[command(after_help = GATE_EXAMPLES)]
+    Gate {
+        /// The image archive, layout or binary to verify.
+        artifact: PathBuf,
+        /// The publishing command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        common: Box<CommonArgs>,
+    },
     /// Merge per-target JSON reports (from CI matrix jobs) into one report and one verdict.
     MergeReports {
         /// JSON reports written by `mab-verify --format json`.
@@ -116,6 +127,15 @@ Targets are the attributes under packages.<system>: either one level (packages.<
 or the article's two (packages.<system>.<target>.{myproject,docker}). Each target's platform
 comes from mab.toml [build.platforms], else its stdenv.hostPlatform, else its name.";
 
+const GATE_EXAMPLES: &str = "\
+Examples:
+  mab-verify gate app.oci.tar -- skopeo copy --all oci-archive:app.oci.tar docker://ghcr.io/org/app:1.2
+
+The command runs only if verification passes, with MAB_VERIFIED_DIGEST (the index or manifest
+digest), MAB_REPORT (the JSON report) and MAB_PLATFORMS in its environment; its exit status
+becomes mab-verify's. If the artifact changes between verification and the command, it is not
+run.";
+
 /// Flags shared by subcommands that verify and report.
 #[derive(Debug, Args, Clone)]
 pub struct CommonArgs {
@@ -137,6 +157,9 @@ pub struct CommonArgs {
     /// Colour in the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=FILE")]
+    pub reports: Vec<String>,
 }
 
 impl CommonArgs {
@@ -159,6 +182,7 @@ impl CommonArgs {
             allow_extra: false,
             config: self.config.clone(),
             color: self.color,
+            reports: self.reports.clone(),
         }
     }
 }
@@ -253,4 +277,7 @@ pub struct VerifyArgs {
     /// Colour in the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=FILE")]
+    pub reports: Vec<String>,
 }

@@ -207,10 +207,10 @@ fn image_artifact(
     Artifact {
         path,
         resolved_path: input.to_string(),
-        sha256: image
-            .manifest_digest
-            .trim_start_matches("sha256:")
-            .to_string(),
+        // Only an OCI manifest has a digest; a docker-archive image is known by its config.
+        sha256: crate::image::docs::check_digest(&image.manifest_digest)
+            .map(str::to_string)
+            .unwrap_or_default(),
         size: 0,
         kind: "image",
         platform: truth.map(|p| p.oci()),

@@ -2,6 +2,7 @@
 
 mod build;
 mod image;
+mod publish;
 
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, check_run, render};
@@ -35,6 +36,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             attr,
             common,
         }) => build::build(&flake, system, &attr, &targets, &common.to_verify()),
+        Some(Command::Gate {
+            artifact,
+            command,
+            common,
+        }) => publish::gate(&artifact, &command, &common.to_verify()),
         Some(Command::MergeReports { reports, common }) => {
             build::merge_reports(&reports, &common.to_verify())
         }
@@ -68,6 +74,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 allow_extra: false,
                 config,
                 color,
+                reports: Vec::new(),
             };
             let compression = match compression {
                 crate::cli::LayerCompression::Gzip => crate::image::Compression::Gzip,
@@ -121,6 +128,7 @@ pub struct Options {
 
 impl Options {
     pub fn from_args(args: &VerifyArgs) -> Result<Options> {
+        check_report_specs(args)?;
         let config = Config::load(args.config.as_deref())?;
         let limits = config.limits();
         let mut expects = Vec::new();
@@ -293,22 +301,94 @@ pub(crate) fn conclude(
     })
 }
 
+fn use_color(args: &VerifyArgs) -> bool {
+    match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// Print the report on stdout in `--format`, write every `--report FORMAT=FILE`, and in GitHub
+/// Actions add annotations and the Markdown audit to the step summary.
 pub(crate) fn print_report(report: &Report, args: &VerifyArgs) {
     let text = match args.format {
         Format::Json => report::json::render(report),
-        Format::Human => {
-            let color = match args.color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => {
-                    std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            report::human::render(report, report::human::Style { color })
-        }
+        Format::Human => report::human::render(
+            report,
+            report::human::Style {
+                color: use_color(args),
+            },
+        ),
     };
     print!("{text}");
+    for spec in &args.reports {
+        if let Err(e) = write_report(report, spec) {
+            eprintln!("mab-verify: {e}");
+        }
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        let notes = report::github::annotations(report);
+        // JSON on stdout must stay JSON; the runner reads commands from stderr too.
+        match args.format {
+            Format::Json => eprint!("{notes}"),
+            Format::Human => print!("{notes}"),
+        }
+        if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+            use std::io::Write;
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&summary)
+                .and_then(|mut f| f.write_all(report::markdown::render(report).as_bytes()));
+            if let Err(e) = appended {
+                eprintln!(
+                    "mab-verify: cannot append to GITHUB_STEP_SUMMARY {}: {e}",
+                    PathBuf::from(summary).display()
+                );
+            }
+        }
+    }
+}
+
+/// `FORMAT=FILE`, checked up front by `check_report_specs`.
+fn write_report(report: &Report, spec: &str) -> Result<()> {
+    let (format, file) = spec
+        .split_once('=')
+        .ok_or_else(|| Error::Usage(format!("--report {spec}: write FORMAT=FILE")))?;
+    let text = match format {
+        "human" => report::human::render(report, report::human::Style { color: false }),
+        "json" => report::json::render(report),
+        "markdown" | "md" => report::markdown::render(report),
+        "junit" => report::junit::render(report),
+        other => {
+            return Err(Error::Usage(format!(
+                "--report {spec}: unknown format {other} (human, json, markdown, junit)"
+            )));
+        }
+    };
+    std::fs::write(file, text).map_err(|e| Error::Io {
+        context: format!("writing the {format} report to {file}"),
+        source: e,
+    })
+}
+
+/// Refuse a bad `--report` before any work is done.
+fn check_report_specs(args: &VerifyArgs) -> Result<()> {
+    for spec in &args.reports {
+        match spec.split_once('=') {
+            Some(("human" | "json" | "markdown" | "md" | "junit", file)) if !file.is_empty() => {}
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--report {spec}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub struct Outcome {

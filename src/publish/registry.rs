@@ -1318,6 +1318,13 @@ impl<'a> Client<'a> {
                 true,
                 format!("is a registry running and listening at {registry}?"),
             ),
+            // rustls reports a handshake with something that is not TLS as InvalidData.
+            ureq::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData && !self.plain_http => (
+                false,
+                format!(
+                    "{registry} did not answer with TLS: if it serves plain HTTP, pass --plain-http (allowed for loopback registries, or when asked for explicitly)"
+                ),
+            ),
             ureq::Error::Io(e) if refused(e) => (
                 true,
                 "the connection broke; a proxy or the registry closed it".into(),

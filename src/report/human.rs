@@ -54,17 +54,7 @@ fn cell(check: Option<&crate::check::CheckResult>) -> (&'static str, Status) {
 
 pub fn render(report: &Report, style: Style) -> String {
     let mut out = String::new();
-    // Only the checks some artifact has, in the canonical order.
-    let cols: Vec<&str> = ids::ALL
-        .iter()
-        .filter(|id| {
-            report
-                .artifacts
-                .iter()
-                .any(|a| a.checks.iter().any(|c| c.id == **id))
-        })
-        .copied()
-        .collect();
+    let cols = report.columns();
     let name_width = report
         .artifacts
         .iter()

@@ -1,7 +1,10 @@
 //! The report model every output format is built from: artifacts, their facts and check results.
 
+pub mod github;
 pub mod human;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 
 use crate::check::{CheckResult, ExpectedSource, Status};
 use crate::inspect::Identity;
@@ -16,6 +19,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     pub schema_version: u32,
     pub tool: Tool,
+    /// RFC 3339, UTC; `SOURCE_DATE_EPOCH` when set, so reports can be reproduced.
+    pub generated_at: String,
     pub inputs: Vec<String>,
     pub artifacts: Vec<Artifact>,
     pub summary: Summary,
@@ -115,10 +120,33 @@ impl Report {
                 name: env!("CARGO_PKG_NAME"),
                 version: env!("CARGO_PKG_VERSION"),
             },
+            generated_at: timestamp(),
             inputs,
             artifacts,
             summary,
             verdict: if failed { Verdict::Fail } else { Verdict::Pass },
         }
     }
+
+    /// The checks some artifact has, in the canonical order: the columns of every matrix.
+    pub fn columns(&self) -> Vec<&'static str> {
+        crate::check::ids::ALL
+            .iter()
+            .filter(|id| {
+                self.artifacts
+                    .iter()
+                    .any(|a| a.checks.iter().any(|c| c.id == **id))
+            })
+            .copied()
+            .collect()
+    }
+}
+
+fn timestamp() -> String {
+    let when = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap_or_else(std::time::SystemTime::now);
+    humantime::format_rfc3339_seconds(when).to_string()
 }

@@ -51,7 +51,11 @@ pub fn check_of<'a>(artifact: &'a Value, id: &str) -> &'a Value {
 
 pub fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mab-verify"));
-    cmd.env_remove("MAB_QEMU_AARCH64").env("NO_COLOR", "1");
+    // A fixed timestamp keeps reports reproducible; CI variables must not leak in.
+    cmd.env_remove("MAB_QEMU_AARCH64")
+        .env_remove("GITHUB_ACTIONS")
+        .env("NO_COLOR", "1")
+        .env("SOURCE_DATE_EPOCH", "1700000000");
     cmd
 }
 

@@ -1,0 +1,149 @@
+//! `gate` and `push`: nothing unverified is published, and exactly the verified bytes are.
+
+use super::{Input, Options, print_report, verify_inputs};
+use crate::cli::VerifyArgs;
+use crate::error::{Error, Result, exit};
+use crate::report::{Report, Verdict};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+
+/// A digest of the artifact's bytes: the file, or every file of a directory with its path.
+pub(crate) fn fingerprint(path: &Path) -> Result<String> {
+    let io = |e: std::io::Error| Error::input(path, e.to_string());
+    let mut hasher = Sha256::new();
+    if path.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, path, &mut files).map_err(io)?;
+        files.sort();
+        for rel in files {
+            hasher.update(rel.as_bytes());
+            hasher.update([0]);
+            hash_file(&path.join(&rel), &mut hasher).map_err(io)?;
+        }
+    } else {
+        hash_file(path, &mut hasher).map_err(io)?;
+    }
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_files(root, &p, out)?;
+        } else {
+            out.push(
+                p.strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// The digest a registry will know the artifact by: the one manifest or index `index.json`
+/// names, else the bytes' fingerprint (docker-archives, binaries).
+pub(crate) fn root_digest(path: &Path, options: &Options) -> Result<String> {
+    if let Ok(Some((source, _))) = crate::image::detect(path, &options.limits)
+        && let Ok(Some(bytes)) =
+            source.read_doc("index.json", "index.json", options.limits.max_json)
+        && let Ok(index) =
+            crate::image::docs::parse::<crate::image::docs::Index>(&bytes, "index.json")
+        && let [only] = index.manifests.as_slice()
+    {
+        return Ok(only.digest.clone());
+    }
+    fingerprint(path)
+}
+
+/// Verify, then run the command only on a pass, with the verified digest, the report and the
+/// platforms in its environment, refusing if the artifact changed in between.
+pub fn gate(artifact: &Path, command: &[String], args: &VerifyArgs) -> Result<u8> {
+    let options = Options::from_args(args)?;
+    let Some((program, rest)) = command.split_first() else {
+        return Err(Error::Usage(
+            "gate needs a command after --: mab-verify gate ARTIFACT -- CMD ARGS…".into(),
+        ));
+    };
+    let before = fingerprint(artifact)?;
+    let (artifacts, _) = verify_inputs(
+        &[Input {
+            path: artifact.to_path_buf(),
+            declared: None,
+        }],
+        &options,
+    )?;
+    let report = Report::new(
+        vec![artifact.display().to_string()],
+        artifacts,
+        options.strict,
+    );
+    print_report(&report, args);
+    if report.verdict == Verdict::Fail {
+        eprintln!(
+            "mab-verify gate: {} did not verify; not running {program}",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    let report_file = tempfile::Builder::new()
+        .prefix("mab-report-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| Error::Io {
+            context: "writing the report for the gated command".into(),
+            source: e,
+        })?;
+    std::fs::write(report_file.path(), crate::report::json::render(&report)).map_err(|e| {
+        Error::Io {
+            context: "writing the report for the gated command".into(),
+            source: e,
+        }
+    })?;
+    let digest = root_digest(artifact, &options)?;
+    let mut platforms: Vec<String> = report
+        .artifacts
+        .iter()
+        .filter_map(|a| a.platform.clone())
+        .collect();
+    platforms.sort();
+    platforms.dedup();
+    // The bytes the command publishes must be the bytes that were verified.
+    let after = fingerprint(artifact)?;
+    if after != before {
+        eprintln!(
+            "mab-verify gate: {} changed after it was verified ({before} → {after}); refusing to run {program}. Verify and publish the same file, with nothing writing to it in between.",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    let status = std::process::Command::new(program)
+        .args(rest)
+        .env("MAB_VERIFIED_DIGEST", &digest)
+        .env("MAB_REPORT", report_file.path())
+        .env("MAB_PLATFORMS", platforms.join(","))
+        .status()
+        .map_err(|e| Error::Usage(format!("gate: cannot run {program}: {e}")))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        _ => exit::CHECK_FAILED,
+    })
+}
