@@ -64,8 +64,8 @@ pub enum Command {
     /// Merge per-target JSON reports (from CI matrix jobs) into one report and one verdict.
     MergeReports {
         /// JSON reports written by `mab-verify --format json`.
-        #[arg(required = true)]
-        reports: Vec<PathBuf>,
+        #[arg(required = true, value_name = "REPORT")]
+        files: Vec<PathBuf>,
         #[command(flatten)]
         common: Box<CommonArgs>,
     },
@@ -280,4 +280,13 @@ pub struct VerifyArgs {
     /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

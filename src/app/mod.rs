@@ -41,8 +41,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             command,
             common,
         }) => publish::gate(&artifact, &command, &common.to_verify()),
-        Some(Command::MergeReports { reports, common }) => {
-            build::merge_reports(&reports, &common.to_verify())
+        Some(Command::MergeReports { files, common }) => {
+            build::merge_reports(&files, &common.to_verify())
         }
         Some(Command::Assemble {
             output,
