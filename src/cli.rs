@@ -61,6 +61,26 @@ pub enum Command {
         #[command(flatten)]
         common: Box<CommonArgs>,
     },
+    /// Verify an OCI archive or layout, then push exactly those bytes to a registry.
+    #[command(after_help = PUSH_EXAMPLES)]
+    Push {
+        /// An OCI archive or layout (make one with `mab-verify assemble`).
+        artifact: PathBuf,
+        /// Where to: registry/repository:tag.
+        reference: String,
+        /// USER:PASSWORD; otherwise ~/.docker/config.json, $REGISTRY_AUTH_FILE, or
+        /// MAB_REGISTRY_USER/MAB_REGISTRY_PASSWORD.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        creds: Option<String>,
+        /// Speak HTTP, not HTTPS (loopback registries; elsewhere also --allow-remote-plain-http).
+        #[arg(long)]
+        plain_http: bool,
+        /// Allow --plain-http to a registry that is not on this machine.
+        #[arg(long, requires = "plain_http")]
+        allow_remote_plain_http: bool,
+        #[command(flatten)]
+        common: Box<CommonArgs>,
+    },
     /// Merge per-target JSON reports (from CI matrix jobs) into one report and one verdict.
     MergeReports {
         /// JSON reports written by `mab-verify --format json`.
@@ -126,6 +146,14 @@ Examples:
 Targets are the attributes under packages.<system>: either one level (packages.<system>.<target>)
 or the article's two (packages.<system>.<target>.{myproject,docker}). Each target's platform
 comes from mab.toml [build.platforms], else its stdenv.hostPlatform, else its name.";
+
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  mab-verify push app.oci.tar ghcr.io/org/app:1.2 --creds \"$USER:$TOKEN\"
+  mab-verify push app.oci.tar 127.0.0.1:5000/app:dev --plain-http
+
+Nothing is pushed unless verification passes. Blobs the registry has are skipped. After the
+push the index is fetched back by tag and its digest compared with the verified one.";
 
 const GATE_EXAMPLES: &str = "\
 Examples:

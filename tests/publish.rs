@@ -278,3 +278,123 @@ fn an_artifact_changed_after_verification_is_refused() {
     );
     assert!(!marker.exists());
 }
+
+#[path = "harness/registry.rs"]
+mod registry;
+
+fn assembled(dir: &Path) -> std::path::PathBuf {
+    let archive = dir.join("app.oci.tar");
+    let mut assemble = command();
+    assemble
+        .arg("assemble")
+        .arg("--no-run")
+        .arg("-o")
+        .arg(&archive);
+    for key in ["x86_64-linux", "aarch64-linux"] {
+        assemble.arg(images().docker_archive_for(row(key)).unwrap());
+    }
+    assert_eq!(run_cmd(assemble).code, 0);
+    archive
+}
+
+fn push(artifact: &Path, reference: &str, extra: &[&str]) -> harness::Outcome {
+    let mut cmd = command();
+    cmd.arg("push")
+        .arg(artifact)
+        .arg(reference)
+        .args(["--plain-http", "--no-run"])
+        .args(extra);
+    run_cmd(cmd)
+}
+
+#[test]
+fn push_uploads_the_verified_index_and_nothing_unverified() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = assembled(dir.path());
+    let reg = registry::Registry::start(None);
+    let reference = format!("{}/demo:v1", reg.addr);
+    let out = push(&archive, &reference, &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let local = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", archive.display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        raw.stdout, local.stdout,
+        "the registry serves the verified index byte for byte"
+    );
+
+    let again = push(&archive, &reference, &[]);
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stderr.contains(" 0 blobs uploaded"),
+        "{}",
+        again.stderr
+    );
+
+    // A failing artifact pushes nothing: its tag never appears.
+    let bad = push(
+        &images().broken.lying_config,
+        &format!("{}/bad:v1", reg.addr),
+        &[],
+    );
+    assert_eq!(bad.code, 1);
+    let missing = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/bad:v1", reg.addr),
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn push_with_auth_redacts_credentials_and_refuses_remote_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = assembled(dir.path());
+    let htpasswd = std::process::Command::new("htpasswd")
+        .args(["-Bbn", "user", "s3cret-pass"])
+        .output()
+        .unwrap();
+    let reg = registry::Registry::start(Some(&String::from_utf8_lossy(&htpasswd.stdout)));
+    let reference = format!("{}/demo:v1", reg.addr);
+    let wrong = push(&archive, &reference, &["--creds", "user:wrong-pass"]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains("wrong-pass") && !wrong.stdout.contains("wrong-pass"));
+    let right = push(&archive, &reference, &["--creds", "user:s3cret-pass"]);
+    assert_eq!(right.code, 0, "{}", right.stderr);
+    assert!(!right.stderr.contains("s3cret-pass"));
+
+    let remote = push(&archive, "registry.example.com/demo:v1", &[]);
+    assert_eq!(remote.code, 2);
+    assert!(
+        remote.stderr.contains("--allow-remote-plain-http"),
+        "{}",
+        remote.stderr
+    );
+}

@@ -41,6 +41,21 @@ pub fn run(cli: Cli) -> Result<u8> {
             command,
             common,
         }) => publish::gate(&artifact, &command, &common.to_verify()),
+        Some(Command::Push {
+            artifact,
+            reference,
+            creds,
+            plain_http,
+            allow_remote_plain_http,
+            common,
+        }) => publish::push(
+            &artifact,
+            &reference,
+            creds.as_deref(),
+            plain_http,
+            allow_remote_plain_http,
+            &common.to_verify(),
+        ),
         Some(Command::MergeReports { files, common }) => {
             build::merge_reports(&files, &common.to_verify())
         }
