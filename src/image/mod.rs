@@ -342,12 +342,16 @@ pub fn read(
 }
 
 /// Read one layer member through the scanner, feeding the tee when there is one.
+/// `declared_size`: the descriptor's size, which bounds the read: a blob may not be longer, and
+/// a shorter one is truncated. Both are refused as hostile.
+#[allow(clippy::too_many_arguments)]
 fn scan_member(
     ctx: &mut Ctx<'_, '_>,
     member: &str,
     image: &str,
     index: usize,
     label: &str,
+    declared_size: Option<u64>,
     budget: &mut u64,
 ) -> Result<Option<layer::LayerScan>, ImageError> {
     let cannot_write =
@@ -369,11 +373,28 @@ fn scan_member(
         }
         None => None,
     };
-    let Some((reader, _)) = ctx.source.open_member(member)? else {
+    let Some((reader, stored)) = ctx.source.open_member(member)? else {
         return Ok(None);
     };
+    if let Some(declared) = declared_size
+        && stored != declared
+    {
+        let how = if stored > declared {
+            "longer than"
+        } else {
+            "shorter than (truncated?)"
+        };
+        return Err(ImageError::Hostile(format!(
+            "layer {label} is {stored} bytes, {how} the {declared} bytes its descriptor declares; refusing to read past or short of a descriptor"
+        )));
+    }
+    // Never read more than was declared, whatever the file says.
+    let bounded: Box<dyn Read + '_> = match declared_size {
+        Some(n) => Box::new(reader.take(n)),
+        None => reader,
+    };
     let scan = layer::scan(
-        reader,
+        bounded,
         label,
         ctx.opts.limits,
         budget,
@@ -514,7 +535,15 @@ fn read_oci_image(
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
         };
-        if let Some(scan) = scan_member(ctx, &rel, &d.digest, i, &l.digest, &mut budget)? {
+        if let Some(scan) = scan_member(
+            ctx,
+            &rel,
+            &d.digest,
+            i,
+            &l.digest,
+            Some(l.size),
+            &mut budget,
+        )? {
             facts.actual_digest = Some(scan.digest.clone());
             facts.actual_size = Some(scan.size);
             layer.compression = Some(scan.compression);
@@ -614,7 +643,9 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
             };
-            if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, &mut budget)? {
+            if let Some(scan) =
+                scan_member(ctx, &member, &image_key, i, &member, None, &mut budget)?
+            {
                 facts.actual_digest = Some(scan.digest.clone());
                 facts.actual_size = Some(scan.size);
                 layer.digest = scan.digest.clone();
