@@ -407,6 +407,68 @@ fn scan_member(
     Ok(Some(scan))
 }
 
+/// Scan an image's layers. With nothing to tee they are independent, so they are decoded in
+/// parallel across cores (each bounded by the image's limit, their sum checked after); a tee
+/// needs them in order.
+fn scan_layers(
+    ctx: &mut Ctx<'_, '_>,
+    image: &str,
+    layers: &[Descriptor],
+) -> Result<Vec<Option<layer::LayerScan>>, ImageError> {
+    let limit = ctx.opts.limits.max_uncompressed;
+    if ctx.opts.tee.is_some() {
+        let mut budget = limit;
+        return layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                scan_member(
+                    ctx,
+                    &blob_path(&l.digest)?,
+                    image,
+                    i,
+                    &l.digest,
+                    Some(l.size),
+                    &mut budget,
+                )
+            })
+            .collect();
+    }
+    use rayon::prelude::*;
+    let (source, limits, spill) = (ctx.source, ctx.opts.limits, ctx.opts.spill);
+    let scans: Vec<Option<layer::LayerScan>> = layers
+        .par_iter()
+        .map(|l| {
+            let mut budget = limit;
+            let mut solo = ReadOptions {
+                limits,
+                spill,
+                tee: None,
+            };
+            let mut solo_ctx = Ctx {
+                source,
+                opts: &mut solo,
+            };
+            scan_member(
+                &mut solo_ctx,
+                &blob_path(&l.digest)?,
+                image,
+                0,
+                &l.digest,
+                Some(l.size),
+                &mut budget,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let total: u64 = scans.iter().flatten().map(|s| s.uncompressed_size).sum();
+    if total > limit {
+        return Err(ImageError::Hostile(format!(
+            "image {image}: its layers decompress to {total} bytes, past the {limit}-byte limit (raise [limits] max_uncompressed_bytes in mab.toml if this is genuine)"
+        )));
+    }
+    Ok(scans)
+}
+
 fn blob_path(digest: &str) -> Result<String, ImageError> {
     let hex = docs::check_digest(digest).map_err(ImageError::Hostile)?;
     Ok(format!("blobs/sha256/{hex}"))
@@ -515,9 +577,8 @@ fn read_oci_image(
     };
     let mut view = View::new(format!("image {}", d.digest));
     let mut layers = Vec::new();
-    let mut budget = ctx.opts.limits.max_uncompressed;
-    for (i, l) in manifest.layers.iter().enumerate() {
-        let rel = blob_path(&l.digest)?;
+    let scans = scan_layers(ctx, &d.digest, &manifest.layers)?;
+    for (i, (l, scan)) in manifest.layers.iter().zip(scans).enumerate() {
         let mut facts = BlobFacts {
             role: format!("layer {}", i + 1),
             referenced_by: d.digest.clone(),
@@ -535,15 +596,7 @@ fn read_oci_image(
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
         };
-        if let Some(scan) = scan_member(
-            ctx,
-            &rel,
-            &d.digest,
-            i,
-            &l.digest,
-            Some(l.size),
-            &mut budget,
-        )? {
+        if let Some(scan) = scan {
             facts.actual_digest = Some(scan.digest.clone());
             facts.actual_size = Some(scan.size);
             layer.compression = Some(scan.compression);
