@@ -404,3 +404,40 @@ fn no_run_inspects_headers_only() {
     assert_eq!(a["run"]["state"], "not-run");
     assert_eq!(status_of(a, "run.exec"), "skip");
 }
+
+/// What a clean host sees: no foreign libc (installing libstd-rust-dev:ARCH pulls in
+/// libc6:ARCH, whose loaders and libraries would otherwise answer for a foreign run). The tool
+/// runs in a private mount namespace with an empty tmpfs over each foreign multiarch directory.
+#[rstest]
+#[case("aarch64")]
+#[case("powerpc64le")]
+#[case("s390x")]
+#[case("armv7l")]
+fn foreign_runs_need_nothing_from_the_host(#[case] key: &str) {
+    let (arch, bin) = hello(key);
+    let triple = arch.toolchain.unwrap().gcc_triple;
+    let probe = std::process::Command::new("unshare").args(["-m", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: unshare -m is not permitted here; cannot simulate a clean host");
+        return;
+    }
+    let hide = format!("/usr/lib/{triple}");
+    assert!(std::path::Path::new(&hide).is_dir(), "this host has {hide}; the test needs it to hide it");
+    let script = format!(
+        "mount -t tmpfs none {hide} && test ! -e /lib/{triple}/libc.so.6 && exec \"$0\" --format json \"$1\"",
+    );
+    let mut cmd = command();
+    let program = cmd.get_program().to_owned();
+    let mut wrapped = std::process::Command::new("unshare");
+    wrapped.args(["-m", "sh", "-c", &script]).arg(program).arg(&bin);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    let out = run_cmd(wrapped);
+    assert_eq!(out.code, 0, "{key} on a clean host: {}{}", out.stdout, out.stderr);
+    let a = &out.json()["artifacts"][0];
+    assert_eq!(a["run"]["stdout"], expected_hello(arch));
+}
