@@ -4,20 +4,9 @@ mod harness;
 mod support;
 
 use harness::{check_of, mab, status_of};
-use mab_verify::platform::{ARCHES, Arch, Platform, Verified};
+use mab_verify::platform::{ARCHES, Platform, Verified};
 use rstest::rstest;
-use support::{fixtures, row};
-
-fn hello(key: &str) -> (&'static Arch, std::path::PathBuf) {
-    let arch = row(&format!("{key}-linux"));
-    let path = fixtures().hello_for(arch).unwrap_or_else(|| {
-        panic!(
-            "no fixture for {key}: {}",
-            fixtures().missing_reason(arch).unwrap_or("not built")
-        )
-    });
-    (arch, path.to_path_buf())
-}
+use support::{fixtures, hello, row};
 
 /// Every row the table marks as verified has a real binary here, so no row's claim goes untested.
 #[test]

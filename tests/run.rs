@@ -5,18 +5,9 @@ mod harness;
 mod support;
 
 use harness::{check_of, command, mab, run_cmd, status_of};
-use mab_verify::platform::Arch;
 use rstest::rstest;
 use std::path::Path;
-use support::{expected_hello, fixtures, host_row, row};
-
-fn hello(key: &str) -> (&'static Arch, std::path::PathBuf) {
-    let arch = row(&format!("{key}-linux"));
-    let path = fixtures()
-        .hello_for(arch)
-        .unwrap_or_else(|| panic!("no fixture for {key}"));
-    (arch, path.to_path_buf())
-}
+use support::{expected_hello, fixtures, hello, host_row, row};
 
 #[rstest]
 fn every_platform_runs_and_prints_its_arch(
@@ -416,20 +407,28 @@ fn no_run_inspects_headers_only() {
 fn foreign_runs_need_nothing_from_the_host(#[case] key: &str) {
     let (arch, bin) = hello(key);
     let triple = arch.toolchain.unwrap().gcc_triple;
-    let probe = std::process::Command::new("unshare").args(["-m", "true"]).status();
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .status();
     if !probe.is_ok_and(|s| s.success()) {
         eprintln!("SKIPPED: unshare -m is not permitted here; cannot simulate a clean host");
         return;
     }
     let hide = format!("/usr/lib/{triple}");
-    assert!(std::path::Path::new(&hide).is_dir(), "this host has {hide}; the test needs it to hide it");
+    assert!(
+        std::path::Path::new(&hide).is_dir(),
+        "this host has {hide}; the test needs it to hide it"
+    );
     let script = format!(
         "mount -t tmpfs none {hide} && test ! -e /lib/{triple}/libc.so.6 && exec \"$0\" --format json \"$1\"",
     );
-    let mut cmd = command();
+    let cmd = command();
     let program = cmd.get_program().to_owned();
     let mut wrapped = std::process::Command::new("unshare");
-    wrapped.args(["-m", "sh", "-c", &script]).arg(program).arg(&bin);
+    wrapped
+        .args(["-m", "sh", "-c", &script])
+        .arg(program)
+        .arg(&bin);
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => wrapped.env(k, v),
@@ -437,7 +436,11 @@ fn foreign_runs_need_nothing_from_the_host(#[case] key: &str) {
         };
     }
     let out = run_cmd(wrapped);
-    assert_eq!(out.code, 0, "{key} on a clean host: {}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "{key} on a clean host: {}{}",
+        out.stdout, out.stderr
+    );
     let a = &out.json()["artifacts"][0];
     assert_eq!(a["run"]["stdout"], expected_hello(arch));
 }

@@ -72,6 +72,22 @@ pub(crate) fn root_digest(path: &Path, options: &Options) -> Result<String> {
     fingerprint(path)
 }
 
+/// Verify one artifact as `mab-verify PATH` would and print its report.
+fn verify_one(artifact: &Path, options: &Options, args: &VerifyArgs) -> Result<Report> {
+    let input = Input {
+        path: artifact.to_path_buf(),
+        declared: None,
+    };
+    let (artifacts, _) = verify_inputs(&[input], options)?;
+    let report = Report::new(
+        vec![artifact.display().to_string()],
+        artifacts,
+        options.strict,
+    );
+    print_report(&report, args);
+    Ok(report)
+}
+
 /// Verify, then run the command only on a pass, with the verified digest, the report and the
 /// platforms in its environment, refusing if the artifact changed in between.
 pub fn gate(artifact: &Path, command: &[String], args: &VerifyArgs) -> Result<u8> {
@@ -82,19 +98,7 @@ pub fn gate(artifact: &Path, command: &[String], args: &VerifyArgs) -> Result<u8
         ));
     };
     let before = fingerprint(artifact)?;
-    let (artifacts, _) = verify_inputs(
-        &[Input {
-            path: artifact.to_path_buf(),
-            declared: None,
-        }],
-        &options,
-    )?;
-    let report = Report::new(
-        vec![artifact.display().to_string()],
-        artifacts,
-        options.strict,
-    );
-    print_report(&report, args);
+    let report = verify_one(artifact, &options, args)?;
     if report.verdict == Verdict::Fail {
         eprintln!(
             "mab-verify gate: {} did not verify; not running {program}",
@@ -187,19 +191,7 @@ pub fn push(
     let credentials = auth::resolve_credentials(&target.registry, creds)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let before = fingerprint(artifact)?;
-    let (artifacts, _) = verify_inputs(
-        &[Input {
-            path: artifact.to_path_buf(),
-            declared: None,
-        }],
-        &options,
-    )?;
-    let report = Report::new(
-        vec![artifact.display().to_string()],
-        artifacts,
-        options.strict,
-    );
-    print_report(&report, args);
+    let report = verify_one(artifact, &options, args)?;
     if report.verdict == Verdict::Fail {
         eprintln!(
             "mab-verify push: {} did not verify; nothing was pushed",

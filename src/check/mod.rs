@@ -142,6 +142,19 @@ impl CheckResult {
         self.hint = Some(v.into());
         self
     }
+
+    /// The explanation of a finding, labelled, in the order every report shows it.
+    pub fn details(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("expected", &self.expected),
+            ("found", &self.found),
+            ("where", &self.location),
+            ("fix", &self.hint),
+        ]
+        .into_iter()
+        .filter_map(|(label, value)| value.as_deref().map(|v| (label, v)))
+        .collect()
+    }
 }
 
 /// The platform an artifact must be, and what decided it.

@@ -225,15 +225,8 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
     {
         let label = style.status(c.status, c.status.as_str());
         let _ = writeln!(out, "    {label} {}: {}", c.id, c.message);
-        for (name, value) in [
-            ("expected", &c.expected),
-            ("found", &c.found),
-            ("where", &c.location),
-            ("fix", &c.hint),
-        ] {
-            if let Some(v) = value {
-                let _ = writeln!(out, "        {name:<8} {v}");
-            }
+        for (name, value) in c.details() {
+            let _ = writeln!(out, "        {name:<8} {value}");
         }
     }
     out.push('\n');

@@ -42,15 +42,11 @@ pub fn render(report: &Report) -> String {
                 xml(&a.path),
                 xml(c.id)
             );
-            let detail: Vec<String> = [
-                ("expected", &c.expected),
-                ("found", &c.found),
-                ("where", &c.location),
-                ("fix", &c.hint),
-            ]
-            .iter()
-            .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}: {v}")))
-            .collect();
+            let detail: Vec<String> = c
+                .details()
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect();
             match c.status {
                 Status::Pass => out.push_str("/>\n"),
                 Status::Fail => {

@@ -88,15 +88,8 @@ pub fn render(report: &Report) -> String {
                 cell(&a.path),
                 cell(&c.message)
             );
-            for (name, value) in [
-                ("expected", &c.expected),
-                ("found", &c.found),
-                ("where", &c.location),
-                ("fix", &c.hint),
-            ] {
-                if let Some(v) = value {
-                    let _ = writeln!(out, "  - {name}: {}", cell(v));
-                }
+            for (name, value) in c.details() {
+                let _ = writeln!(out, "  - {name}: {}", cell(value));
             }
         }
         out.push('\n');

@@ -274,3 +274,15 @@ pub fn fixtures_base() -> PathBuf {
 pub fn toolchain_rows() -> impl Iterator<Item = &'static Arch> {
     ARCHES.iter().filter(|a| a.toolchain.is_some())
 }
+
+/// The Debian-style demo of the row `<key>-linux`, which every buildable row must have.
+pub fn hello(key: &str) -> (&'static Arch, PathBuf) {
+    let arch = row(&format!("{key}-linux"));
+    let path = fixtures().hello_for(arch).unwrap_or_else(|| {
+        panic!(
+            "no fixture for {key}: {}",
+            fixtures().missing_reason(arch).unwrap_or("not built")
+        )
+    });
+    (arch, path.to_path_buf())
+}
