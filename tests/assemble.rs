@@ -360,3 +360,38 @@ fn a_push_script_naming_a_missing_archive_is_bad_input() {
         res.stderr
     );
 }
+
+#[test]
+fn assemble_needs_no_home_no_path_and_no_network() {
+    // As inside a Nix build: an empty environment and a fresh working directory.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.oci.tar");
+    let inputs = three();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mab-verify"));
+    cmd.env_clear()
+        .env("TMPDIR", dir.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .current_dir(dir.path())
+        .args(["assemble", "--no-run", "-o"])
+        .arg(&out)
+        .args(inputs.iter().map(|(_, p)| p));
+    let res = run_cmd(cmd);
+    assert_eq!(res.code, 0, "{}", res.stderr);
+    let with_env = dir.path().join("again.oci.tar");
+    let paths: Vec<&Path> = inputs.iter().map(|(_, p)| p.as_path()).collect();
+    assert_eq!(assemble(&with_env, &["--no-run"], &paths).code, 0);
+    assert_eq!(
+        sha256(&out),
+        sha256(&with_env),
+        "the environment does not change the output"
+    );
+    // SOURCE_DATE_EPOCH is the one variable that does: it dates the archive's entries.
+    let epoch0 = dir.path().join("epoch0.oci.tar");
+    let mut cmd = command();
+    cmd.env("SOURCE_DATE_EPOCH", "0")
+        .args(["assemble", "--no-run", "-o"])
+        .arg(&epoch0)
+        .args(&paths);
+    assert_eq!(run_cmd(cmd).code, 0);
+    assert_ne!(sha256(&epoch0), sha256(&out));
+}
