@@ -456,3 +456,27 @@ fn a_config_descriptor_with_the_wrong_size_fails_blob_size() {
     assert!(c["message"].as_str().unwrap().contains("config"), "{c:#}");
     assert_eq!(status_of(img, "blob.digest"), "pass");
 }
+
+/// Found by the `archive` fuzz target: a tar header claiming a 512 MiB binary in a 6 KiB
+/// archive. Under a 400 MB address-space limit the reader must refuse it, not abort.
+#[rstest]
+#[case("archive/oom-declared-size-512MiB.oci.tar")]
+fn a_header_claiming_a_huge_file_allocates_nothing_up_front(#[case] name: &str) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(name);
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 400000; exec \"$0\" --no-run \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_mab-verify"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let code = out.status.code();
+    assert_eq!(
+        code,
+        Some(2),
+        "{}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

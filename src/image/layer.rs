@@ -334,7 +334,8 @@ fn read_facts(
     if !looks_like_binary(&head) || size > limits.max_binary_bytes {
         return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(size as usize);
+    // The header's size is a claim: grow with the bytes that really arrive.
+    let mut bytes = Vec::with_capacity(size.min(1 << 20) as usize);
     bytes.extend_from_slice(&head);
     entry.read_to_end(&mut bytes)?;
     let facts = inspect_bytes(&bytes);
