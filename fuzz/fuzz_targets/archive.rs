@@ -6,25 +6,36 @@
 use libfuzzer_sys::fuzz_target;
 use mab_verify::check::image as checks;
 use mab_verify::image::{ReadOptions, detect, read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// One private directory per fuzzing process, removed when the process ends normally; inputs
-/// are written to one file in it, over and over. On tmpfs when there is one.
+/// One private directory per fuzzing process, `mab-fuzz-<pid>` on tmpfs when there is one;
+/// inputs are written to one file in it, over and over. libFuzzer ends with `exit`, which runs
+/// no destructors, so each process first removes the directories of processes that are gone.
 fn input_path() -> &'static PathBuf {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIR.get_or_init(|| {
-        let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::Builder::new().prefix("mab-fuzz-").tempdir_in(shm)
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
         } else {
-            tempfile::Builder::new().prefix("mab-fuzz-").tempdir()
+            std::env::temp_dir()
+        };
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("mab-fuzz-")
+                    && pid.parse::<u32>().is_ok()
+                    && !Path::new("/proc").join(pid).exists()
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
         }
-        .expect("temporary directory");
-        let path = dir.path().join("input");
-        (dir, path)
+        let dir = base.join(format!("mab-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        dir.join("input")
     })
-    .1
 }
 
 fn run(data: &[u8]) {
