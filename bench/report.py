@@ -2,7 +2,7 @@
 """Turns bench/run's measurements into the Markdown report (stdout). Not run by hand.
 
     report.py RESULTS.tsv DEMO_KEYS BARE_KEYS
-Environment (from bench/run): MODE RUNS PROFILE LOAD_BEFORE LOAD_AFTER LAYOUT SMALL_LAYOUT FIX CI_MODE
+Environment (from bench/run): GIT_REV MODE RUNS PROFILE LOAD_BEFORE LOAD_AFTER LAYOUT SMALL_LAYOUT FIX CI_MODE
 """
 
 import datetime
@@ -92,14 +92,12 @@ def main():
 
     out = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    rev = sh("git", "rev-parse", "--short", "HEAD")
-    dirty = sh("git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock")
-    rev += " + uncommitted changes in src/" if dirty else ""
+    rev = os.environ.get("GIT_REV", "unknown")
     out.append(f"### {mode} fixture{' (CI smoke, one run each)' if ci else ''}, {now}")
     out.append("")
     out.append(f"- Machine: {machine()}; load average {os.environ['LOAD_BEFORE']} before, "
                f"{os.environ['LOAD_AFTER']} after.")
-    out.append(f"- mab-verify: {rev}, {os.environ['PROFILE']} profile. Peers: "
+    out.append(f"- mab-verify: {rev}; build: {os.environ['PROFILE']}. Peers: "
                f"{first_line(sh('openssl', 'version'))}; {first_line(sh('pigz', '--version'))}; "
                f"{first_line(sh('skopeo', '--version'))}; {first_line(sh('umoci', '--version'))}; "
                f"{first_line(sh('file', '--version'))}.")

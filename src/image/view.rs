@@ -3,8 +3,8 @@
 
 use super::ImageError;
 use super::layer::{Entry, EntryKind, LayerScan};
-use crate::inspect::BinaryFacts;
 use crate::inspect::closure::FactTree;
+use crate::inspect::{BinaryFacts, Identity};
 use crate::rootfs::{NodeKind, Root, RootOrigin, Tree};
 use std::collections::BTreeMap;
 
@@ -127,10 +127,21 @@ impl View {
     }
 
     /// Every file in the final rootfs that is an executable binary, with its facts.
+    /// ELF programs by their linkage; Mach-O and PE files only when marked executable; never
+    /// a file that merely starts like a binary (a text file beginning "MZ").
     pub fn executables(&self) -> impl Iterator<Item = (&String, &BinaryFacts)> {
         self.nodes.iter().filter_map(|(p, n)| match n {
-            Node::File { facts: Some(f), .. } if f.elf().is_none_or(|e| e.is_executable()) => {
-                Some((p, f.as_ref()))
+            Node::File {
+                facts: Some(f),
+                executable,
+                ..
+            } => {
+                let counts = match &f.identity {
+                    Identity::Elf(e) => e.is_executable(),
+                    Identity::MachO(_) | Identity::Pe(_) => *executable,
+                    Identity::Corrupt { .. } | Identity::NotBinary { .. } => false,
+                };
+                counts.then_some((p, f.as_ref()))
             }
             _ => None,
         })
@@ -169,5 +180,42 @@ impl FactTree for View {
     }
     fn root(&self) -> Root {
         Root::new(&self.label, RootOrigin::Image)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::inspect_bytes;
+
+    fn file(bytes: &[u8], executable: bool) -> Node {
+        Node::File {
+            size: bytes.len() as u64,
+            executable,
+            facts: Some(Box::new(inspect_bytes(bytes))),
+            layer: 0,
+        }
+    }
+
+    #[test]
+    fn text_that_starts_like_a_binary_is_no_executable() {
+        let mut view = View::new("test".into());
+        view.nodes.insert(
+            "/etc/notes".into(),
+            file(b"MZ is how this note starts", false),
+        );
+        view.nodes.insert(
+            "/bin/tool".into(),
+            file(b"MZ is how this script starts too", true),
+        );
+        assert_eq!(view.executables().count(), 0);
+    }
+
+    #[test]
+    fn a_real_elf_program_is_an_executable_whatever_its_mode() {
+        let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut view = View::new("test".into());
+        view.nodes.insert("/bin/app".into(), file(&elf, false));
+        assert_eq!(view.executables().count(), 1);
     }
 }
