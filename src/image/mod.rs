@@ -10,7 +10,6 @@ pub mod source;
 pub mod view;
 
 use docs::{Config, Descriptor, DockerArchiveEntry, Index, Manifest, PlatformDoc};
-use layer::Hashing;
 use serde::Serialize;
 use source::Source;
 use std::io::Read;
@@ -727,9 +726,3 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
     Ok(())
 }
 
-/// Hash a reader fully; used where a blob is only checked, not parsed.
-pub fn digest_of(reader: impl Read) -> std::io::Result<(String, u64)> {
-    let mut h = Hashing::new(reader);
-    std::io::copy(&mut h, &mut std::io::sink())?;
-    Ok(h.finish())
-}

@@ -4,7 +4,7 @@ pub mod closure;
 mod elf;
 mod foreign;
 
-use crate::platform::{ByteOrder, Class, ObservedAbi, Os, Platform};
+use crate::platform::{ByteOrder, Class, Os, Platform};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -141,6 +141,3 @@ fn identify(bytes: &[u8]) -> Identity {
 pub fn describe_identity(machine_name: &str, class: Class, order: ByteOrder) -> String {
     format!("ELF{} {} {}", class.bits(), order.short(), machine_name)
 }
-
-/// Re-exported so checks can talk about ABI without reaching into the ELF reader.
-pub type Abi = ObservedAbi;
