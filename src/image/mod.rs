@@ -725,4 +725,3 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
     }
     Ok(())
 }
-
