@@ -73,14 +73,6 @@ enum Sink {
     },
 }
 
-fn writer_compression(c: Compression) -> write::Compression {
-    match c {
-        Compression::None => write::Compression::None,
-        Compression::Gzip => write::Compression::Gzip,
-        Compression::Zstd => write::Compression::Zstd,
-    }
-}
-
 fn sha256_of_text(digest: &str) -> std::io::Result<Sha256> {
     let hex = digest.trim_start_matches("sha256:");
     let mut out = [0u8; 32];
@@ -107,8 +99,8 @@ impl LayerTee for Tee<'_> {
         let sink = if stored == self.compression {
             Sink::Verbatim { file, temp }
         } else {
-            let blob = write::BlobWriter::new(file, writer_compression(self.compression))
-                .map_err(std::io::Error::other)?;
+            let blob =
+                write::BlobWriter::new(file, self.compression).map_err(std::io::Error::other)?;
             Sink::Recompress {
                 blob: Box::new(blob),
                 temp,
@@ -133,7 +125,7 @@ impl LayerTee for Tee<'_> {
                     digest: sha256_of_text(&scan.digest)?,
                     size: scan.size,
                     diff_id: sha256_of_text(&scan.diff_id)?,
-                    compression: writer_compression(scan.compression),
+                    compression: scan.compression,
                 };
                 (info, temp)
             }

@@ -42,17 +42,7 @@ fn assemble(out: &Path, extra: &[&str], inputs: &[&Path]) -> harness::Outcome {
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&harness::skopeo(args)).into_owned()
 }
 
 fn sha256(path: &Path) -> String {

@@ -2,6 +2,7 @@
 //! the good ones and see the right platforms, and each broken or hostile one is broken in
 //! exactly the intended way.
 
+mod harness;
 mod support;
 
 use mab_verify::demo;
@@ -29,20 +30,7 @@ const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gz
 // ---------------------------------------------------------------------------------------
 // Independent readers
 
-/// `skopeo --insecure-policy ARGS…`; its stdout, or a panic with its stderr.
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use harness::skopeo;
 
 fn skopeo_json(args: &[&str]) -> Value {
     serde_json::from_slice(&skopeo(args)).expect("skopeo prints JSON")

@@ -1301,7 +1301,7 @@ mod token {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
-    use std::process::{Child, Stdio};
+    use std::process::Stdio;
     use std::sync::{Arc, Mutex};
 
     pub const SERVICE: &str = "mab-test-registry";
@@ -1498,52 +1498,13 @@ mod token {
     }
 
     /// The real registry with `auth.token` pointing at `tokens`; stopped when dropped.
-    pub struct TokenRegistry {
-        child: Child,
-        pub addr: String,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Drop for TokenRegistry {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    pub fn start_registry(tokens: &TokenServer) -> TokenRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
+    pub fn start_registry(tokens: &TokenServer) -> super::registry::Registry {
+        super::registry::Registry::start_with(|_| {
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
-                dir.path().join("data").display(),
+                "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
                 tokens.realm,
                 tokens.cert.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed by scripts/setup");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "docker-registry did not start on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        TokenRegistry {
-            child,
-            addr,
-            _dir: dir,
-        }
+            )
+        })
     }
 }

@@ -69,7 +69,8 @@ impl ImageError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a blob is stored; gzip written at level 6 with no name and mtime 0, zstd at level 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,

@@ -8,15 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tar::{EntryType, Header};
 
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Compression {
-    None,
-    /// gzip level 6, no file name, mtime 0.
-    Gzip,
-    /// zstd level 3, single-threaded.
-    Zstd,
-}
+/// How a layer blob is compressed: the reader's own enum, so both sides name it alike.
+pub use crate::image::Compression;
 
 const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;

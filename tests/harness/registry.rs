@@ -14,16 +14,9 @@ pub struct Registry {
 impl Registry {
     /// `htpasswd`: an htpasswd file's contents to require basic auth.
     pub fn start(htpasswd: Option<&str>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let auth = match htpasswd {
+        Registry::start_with(|dir| match htpasswd {
             Some(contents) => {
-                let file = dir.path().join("htpasswd");
+                let file = dir.join("htpasswd");
                 std::fs::write(&file, contents).unwrap();
                 format!(
                     "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
@@ -31,7 +24,19 @@ impl Registry {
                 )
             }
             None => String::new(),
-        };
+        })
+    }
+
+    /// `auth`: the config's `auth:` block (or nothing), given the registry's private dir.
+    pub fn start_with(auth: impl FnOnce(&std::path::Path) -> String) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let auth = auth(dir.path());
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
