@@ -65,6 +65,7 @@ impl Root {
 const MAX_SYMLINK_HOPS: usize = 40;
 
 /// What a tree says about one path: enough to walk it like a kernel would.
+#[derive(Debug, PartialEq, Eq)]
 pub enum NodeKind {
     Symlink(String),
     Other,

@@ -488,3 +488,25 @@ fn warnings_fail_only_with_strict() {
     assert_ne!(out.code, strict.code);
     assert_eq!(strict.code, 1);
 }
+
+/// Debian's s390x and mips64el libc pad PT_INTERP with a second NUL. The loader name ends at
+/// the first NUL, as the kernel reads it; readelf is the independent reader here.
+#[rstest]
+#[case("/usr/s390x-linux-gnu/lib/libc.so.6")]
+#[case("/usr/mips64el-linux-gnuabi64/lib/libc.so.6")]
+fn a_padded_interpreter_ends_at_its_first_nul(#[case] path: &str) {
+    let readelf = std::process::Command::new("readelf")
+        .args(["-lW", path])
+        .output()
+        .expect("readelf runs");
+    let listing = String::from_utf8_lossy(&readelf.stdout);
+    let wanted = listing
+        .split("[Requesting program interpreter: ")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_else(|| panic!("readelf names no interpreter for {path}:\n{listing}"));
+    let out = mab(["--no-run", "--format", "json", "--all", path]);
+    let a = &out.json()["artifacts"][0];
+    assert_eq!(a["facts"]["interpreter"], wanted, "{a:#}");
+    assert_eq!(status_of(a, "elf.interp"), "pass", "{a:#}");
+}

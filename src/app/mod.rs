@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::discover::{Target, discover};
 use crate::error::{Error, Result, exit};
 use crate::inspect::closure::{ClosureFacts, FactCache, HostTree, resolve_closure};
-use crate::inspect::{BinaryFacts, Linkage, inspect_bytes};
+use crate::inspect::{BinaryFacts, Linkage, inspect_bytes, inspect_file};
 use crate::platform::{ARCHES, Platform};
 use crate::report::{self, Artifact, ExpectedReport, Report};
 use crate::rootfs::{Root, RootOrigin};
@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn run(cli: Cli) -> Result<u8> {
+    settle_allocator();
     match cli.command {
         Some(Command::Platforms) => {
             print!("{}", platforms_table());
@@ -471,9 +472,20 @@ pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> O
     }
 }
 
+/// glibc raises its mmap threshold each time a large block is freed, up to 32 MiB, and then
+/// keeps freed buffers of binaries and layers in the heap for good. A fixed threshold hands
+/// them back at once, so peak memory does not grow with how many large files an image holds.
+fn settle_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter; called before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}
+
 fn prepare(target: Target, options: &Options, cache: &mut FactCache) -> Prepared {
-    let facts = match std::fs::read(&target.host_path) {
-        Ok(bytes) => inspect_bytes(&bytes),
+    let facts = match inspect_file(&target.host_path) {
+        Ok(facts) => facts,
         Err(e) => inspect_bytes(format!("unreadable: {e}").as_bytes()),
     };
     let expected = expected_for(&target, &facts, &options.expects);

@@ -1,8 +1,9 @@
 //! One pass over a layer blob: hash the compressed bytes, decompress, hash the tar, walk its
 //! entries, refuse hostile ones and record the ELF facts of every file, all while streaming.
 
+use super::plain::path_hash;
 use super::{Compression, ImageError, Limits};
-use crate::inspect::{BinaryFacts, inspect_bytes, looks_like_binary};
+use crate::inspect::{BinaryFacts, inspect_stream, looks_like_binary};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -118,6 +119,18 @@ pub struct LayerScan {
     pub uncompressed_size: u64,
     pub compression: Compression,
     pub entries: Vec<Entry>,
+    /// Regular files that are neither binaries nor executable, as (how many `entries` came
+    /// before it, keyed hash of its path): most files of an image, kept in 12 bytes each.
+    pub plain: Vec<PlainAt>,
+}
+
+/// (how many named entries came before it, keyed hash of its path)
+pub type PlainAt = (u32, u64);
+
+impl LayerScan {
+    pub fn file_count(&self) -> usize {
+        self.entries.len() + self.plain.len()
+    }
 }
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -144,7 +157,7 @@ pub fn scan(
         copy: verbatim,
     });
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
-    let (compression, entries, diff_id, uncompressed_size) = {
+    let (compression, (entries, plain), diff_id, uncompressed_size) = {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut compressed);
         let head = buffered
             .fill_buf()
@@ -193,6 +206,7 @@ pub fn scan(
         uncompressed_size,
         compression,
         entries,
+        plain,
     })
 }
 
@@ -201,15 +215,18 @@ fn walk(
     label: &str,
     limits: &Limits,
     spill: Option<&std::path::Path>,
-) -> Result<Vec<Entry>, ImageError> {
+) -> Result<(Vec<Entry>, Vec<PlainAt>), ImageError> {
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
     let mut archive = tar::Archive::new(FinishTar {
         inner: raw,
         count: 0,
         padding: None,
     });
+    let duplicate =
+        |raw_name: &str| hostile(format!("entry {raw_name:?} appears twice in one layer"));
     let mut entries = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut plain = Vec::new();
+    let mut seen: HashSet<u64> = HashSet::new();
     let iter = archive
         .entries()
         .map_err(|e| hostile(format!("not a tar stream: {e}")))?;
@@ -272,11 +289,20 @@ fn walk(
                     "entry {raw_name:?} cannot be read, the blob is truncated or corrupt: {e}"
                 ))
             })?;
+            let executable = mode & 0o111 != 0;
+            if facts.is_none() && !executable {
+                let hash = path_hash(&path);
+                if !seen.insert(hash) {
+                    return Err(duplicate(&raw_name));
+                }
+                plain.push((entries.len() as u32, hash));
+                continue;
+            }
             Entry {
                 path,
                 kind: EntryKind::File {
                     size,
-                    executable: mode & 0o111 != 0,
+                    executable,
                     facts: facts.map(Box::new),
                 },
             }
@@ -300,14 +326,12 @@ fn walk(
             )));
         };
         let is_dir = matches!(kind.kind, EntryKind::Dir);
-        if !seen.insert(kind.path.clone()) && !is_dir {
-            return Err(hostile(format!(
-                "entry {raw_name:?} appears twice in one layer"
-            )));
+        if !seen.insert(path_hash(&kind.path)) && !is_dir {
+            return Err(duplicate(&raw_name));
         }
         entries.push(kind);
     }
-    Ok(entries)
+    Ok((entries, plain))
 }
 
 fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
@@ -334,18 +358,7 @@ fn read_facts(
     if !looks_like_binary(&head) || size > limits.max_binary_bytes {
         return Ok(None);
     }
-    // The header's size is a claim: grow with the bytes that really arrive.
-    let mut bytes = Vec::with_capacity(size.min(1 << 20) as usize);
-    bytes.extend_from_slice(&head);
-    entry.read_to_end(&mut bytes)?;
-    let facts = inspect_bytes(&bytes);
-    if let Some(dir) = spill {
-        let path = dir.join(&facts.sha256);
-        if !path.exists() {
-            std::fs::write(&path, &bytes)?;
-        }
-    }
-    Ok(Some(facts))
+    inspect_stream(&head, entry, size, spill, spill.is_some()).map(Some)
 }
 
 /// `./usr/bin/x` → `/usr/bin/x`. Absolute names and `..` are refused: a layer lists paths

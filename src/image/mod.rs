@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod extract;
 pub mod layer;
+mod plain;
 pub mod script;
 pub mod source;
 pub mod view;
@@ -601,7 +602,7 @@ fn read_oci_image(
             facts.actual_size = Some(scan.size);
             layer.compression = Some(scan.compression);
             layer.diff_id = Some(scan.diff_id.clone());
-            layer.files = scan.entries.len();
+            layer.files = scan.file_count();
             view.apply(i, &scan)?;
         }
         blobs.push(facts);
@@ -704,7 +705,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 layer.digest = scan.digest.clone();
                 layer.compression = Some(scan.compression);
                 layer.diff_id = Some(scan.diff_id.clone());
-                layer.files = scan.entries.len();
+                layer.files = scan.file_count();
                 view.apply(i, &scan)?;
             } else {
                 facts.role = format!("layer {} ({member})", i + 1);

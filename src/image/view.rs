@@ -3,10 +3,11 @@
 
 use super::ImageError;
 use super::layer::{Entry, EntryKind, LayerScan};
+use super::plain::{PlainFiles, path_hash};
 use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
 use crate::rootfs::{NodeKind, Root, RootOrigin, Tree};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone)]
 pub enum Node {
@@ -23,6 +24,11 @@ pub enum Node {
 #[derive(Debug, Default)]
 pub struct View {
     pub nodes: BTreeMap<String, Node>,
+    /// Files no check reads, by path hash only.
+    plain: PlainFiles,
+    /// The path of every node by its hash, so a plain file written over a node (known only by
+    /// its hash) can replace it.
+    node_paths: HashMap<u64, String>,
     /// Shown in reports as the closure's root: `image sha256:…`.
     pub label: String,
 }
@@ -30,8 +36,8 @@ pub struct View {
 impl View {
     pub fn new(label: String) -> View {
         View {
-            nodes: BTreeMap::new(),
             label,
+            ..View::default()
         }
     }
 
@@ -44,7 +50,11 @@ impl View {
                 _ => {}
             }
         }
-        for e in &scan.entries {
+        let mut plain = scan.plain.iter().peekable();
+        for (at, e) in scan.entries.iter().enumerate() {
+            while let Some((_, hash)) = plain.next_if(|(before, _)| *before as usize <= at) {
+                self.insert_plain(*hash);
+            }
             self.refuse_write_through_symlink(e, &scan.digest)?;
             let node = match &e.kind {
                 EntryKind::Whiteout | EntryKind::Opaque => continue,
@@ -62,6 +72,11 @@ impl View {
                 },
                 EntryKind::Hardlink(target) => match self.nodes.get(target) {
                     Some(n @ Node::File { .. }) => n.clone(),
+                    None if self.plain.contains(target) => {
+                        self.remove_tree(&e.path, true);
+                        self.plain.insert(path_hash(&e.path));
+                        continue;
+                    }
                     _ => {
                         return Err(ImageError::Hostile(format!(
                             "layer {}: hardlink {} -> {target} does not point at a file already in the image",
@@ -70,14 +85,32 @@ impl View {
                     }
                 },
             };
-            // A directory entry over an existing directory keeps what is below it.
-            if matches!(node, Node::Dir) && matches!(self.nodes.get(&e.path), Some(Node::Dir)) {
-                continue;
+            if matches!(node, Node::Dir) {
+                // A directory entry over a directory, listed or only implied by its files,
+                // keeps what is below it, as mkdir over an existing one does.
+                if matches!(self.nodes.get(&e.path), Some(Node::Dir)) {
+                    continue;
+                }
+                self.remove_node(&e.path);
+                self.plain.remove(&e.path);
+            } else {
+                self.remove_tree(&e.path, true);
             }
-            self.remove_tree(&e.path, true);
+            self.node_paths.insert(path_hash(&e.path), e.path.clone());
             self.nodes.insert(e.path.clone(), node);
         }
+        for (_, hash) in plain {
+            self.insert_plain(*hash);
+        }
         Ok(())
+    }
+
+    /// A plain file written over a node replaces it and whatever was below it.
+    fn insert_plain(&mut self, hash: u64) {
+        if let Some(path) = self.node_paths.get(&hash).cloned() {
+            self.remove_tree(&path, true);
+        }
+        self.plain.insert(hash);
     }
 
     /// Remove everything below `path`, and `path` itself when `including`.
@@ -94,10 +127,18 @@ impl View {
             .map(|(k, _)| k.clone())
             .collect();
         for k in below {
-            self.nodes.remove(&k);
+            self.remove_node(&k);
         }
+        self.plain.clear_below(path);
         if including {
-            self.nodes.remove(path);
+            self.remove_node(path);
+            self.plain.remove(path);
+        }
+    }
+
+    fn remove_node(&mut self, path: &str) {
+        if self.nodes.remove(path).is_some() {
+            self.node_paths.remove(&path_hash(path));
         }
     }
 
@@ -161,6 +202,7 @@ impl Tree for View {
         match self.nodes.get(key) {
             Some(Node::Symlink(t)) => Some(NodeKind::Symlink(t.clone())),
             Some(_) => Some(NodeKind::Other),
+            None if self.plain.contains(key) => Some(NodeKind::Other),
             // Directories are often implied by their files rather than listed.
             None => {
                 let prefix = format!("{key}/");
@@ -186,6 +228,7 @@ impl FactTree for View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::layer::Entry;
     use crate::inspect::inspect_bytes;
 
     fn file(bytes: &[u8], executable: bool) -> Node {
@@ -195,6 +238,122 @@ mod tests {
             facts: Some(Box::new(inspect_bytes(bytes))),
             layer: 0,
         }
+    }
+
+    /// `None` stands for a plain file, as the layer walk records it.
+    fn scan(list: Vec<(Option<Entry>, &str)>) -> LayerScan {
+        let mut entries = Vec::new();
+        let mut plain = Vec::new();
+        for (entry, path) in list {
+            match entry {
+                Some(e) => entries.push(e),
+                None => plain.push((entries.len() as u32, path_hash(path))),
+            }
+        }
+        LayerScan {
+            digest: "sha256:test".into(),
+            size: 0,
+            diff_id: String::new(),
+            uncompressed_size: 0,
+            compression: super::super::Compression::None,
+            entries,
+            plain,
+        }
+    }
+    fn entry(path: &str, kind: EntryKind) -> (Option<Entry>, &str) {
+        let e = Entry {
+            path: path.into(),
+            kind,
+        };
+        (Some(e), path)
+    }
+    fn plain(path: &str) -> (Option<Entry>, &str) {
+        (None, path)
+    }
+    fn hardlink<'a>(path: &'a str, target: &str) -> (Option<Entry>, &'a str) {
+        entry(path, EntryKind::Hardlink(target.into()))
+    }
+    fn layers(list: Vec<Vec<(Option<Entry>, &str)>>) -> Result<View, ImageError> {
+        let mut view = View::new("test".into());
+        for (i, entries) in list.into_iter().enumerate() {
+            view.apply(i, &scan(entries))?;
+        }
+        Ok(view)
+    }
+
+    #[test]
+    fn a_directory_entry_over_an_implied_directory_keeps_its_files() {
+        let view = layers(vec![
+            vec![plain("/data/a.txt")],
+            vec![
+                entry("/data", EntryKind::Dir),
+                hardlink("/data/b.txt", "/data/a.txt"),
+            ],
+        ])
+        .expect("the hardlink finds a.txt");
+        assert_eq!(view.node("/data/a.txt"), Some(NodeKind::Other));
+        assert_eq!(view.node("/data/b.txt"), Some(NodeKind::Other));
+    }
+
+    #[test]
+    fn a_hardlink_to_a_whited_out_or_cleared_file_is_refused() {
+        let whited = layers(vec![
+            vec![plain("/etc/a.conf")],
+            vec![entry("/etc/a.conf", EntryKind::Whiteout)],
+            vec![hardlink("/etc/b.conf", "/etc/a.conf")],
+        ]);
+        assert!(
+            matches!(&whited, Err(ImageError::Hostile(m)) if m.contains("/etc/b.conf")),
+            "{whited:?}"
+        );
+        let cleared = layers(vec![
+            vec![plain("/etc/x/a.conf")],
+            vec![entry("/etc", EntryKind::Opaque), plain("/etc/x/c.conf")],
+            vec![hardlink("/etc/x/b.conf", "/etc/x/a.conf")],
+        ]);
+        assert!(
+            matches!(cleared, Err(ImageError::Hostile(_))),
+            "{cleared:?}"
+        );
+        // Written in the opaque layer itself, after the clearing: kept.
+        let view = layers(vec![
+            vec![plain("/etc/x/a.conf")],
+            vec![entry("/etc", EntryKind::Opaque), plain("/etc/x/c.conf")],
+        ])
+        .unwrap();
+        assert_eq!(view.node("/etc/x/c.conf"), Some(NodeKind::Other));
+        assert_eq!(view.node("/etc/x/a.conf"), None);
+    }
+
+    #[test]
+    fn a_plain_file_over_a_binary_replaces_it_and_back() {
+        let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let binary = || EntryKind::File {
+            size: elf.len() as u64,
+            executable: true,
+            facts: Some(Box::new(inspect_bytes(&elf))),
+        };
+        let view = layers(vec![
+            vec![entry("/bin/app", binary())],
+            vec![plain("/bin/app")],
+        ])
+        .unwrap();
+        assert_eq!(view.executables().count(), 0);
+        assert_eq!(view.node("/bin/app"), Some(NodeKind::Other));
+        let view = layers(vec![
+            vec![plain("/bin/app")],
+            vec![entry("/bin/app", binary())],
+        ])
+        .unwrap();
+        assert_eq!(view.executables().count(), 1);
+        // A plain file over a directory takes what was below it.
+        let view = layers(vec![
+            vec![entry("/opt", EntryKind::Dir), entry("/opt/app", binary())],
+            vec![plain("/opt")],
+        ])
+        .unwrap();
+        assert_eq!(view.executables().count(), 0);
+        assert_eq!(view.node("/opt/app"), None);
     }
 
     #[test]

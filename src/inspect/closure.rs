@@ -1,6 +1,6 @@
 //! Follows a binary's loader and DT_NEEDED chain inside a root and records what each name resolves to.
 
-use super::{BinaryFacts, ElfFacts, inspect_bytes};
+use super::{BinaryFacts, ElfFacts, inspect_file};
 use crate::platform::{Arch, Libc};
 use crate::rootfs::Root;
 use serde::Serialize;
@@ -63,7 +63,7 @@ impl FactCache {
     pub fn get(&mut self, host_path: &Path) -> Option<&BinaryFacts> {
         self.facts
             .entry(host_path.to_path_buf())
-            .or_insert_with(|| std::fs::read(host_path).ok().map(|b| inspect_bytes(&b)))
+            .or_insert_with(|| inspect_file(host_path).ok())
             .as_ref()
     }
 }

@@ -1,10 +1,12 @@
-//! ELF header, ABI flags, dynamic section and notes, read with goblin (object for ARM attributes).
+//! ELF header, ABI flags, dynamic section, notes and ARM attributes, read with object's lazy ELF API.
 
 use crate::platform::{
     self, ByteOrder, Class, FloatWidth, Libc, MipsAbi, ObservedAbi, Platform, arches_for_loader,
 };
-use goblin::elf::Elf;
+use object::Endianness;
 use object::elf as E;
+use object::read::StringTable;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, SectionTable};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,65 +77,170 @@ impl ElfFacts {
     }
 }
 
-pub(super) fn facts(elf: &Elf<'_>, bytes: &[u8]) -> Result<ElfFacts, String> {
-    let h = &elf.header;
-    let class = if elf.is_64 {
+/// Reads only the parts of the file that hold facts: the headers, the dynamic segment and its
+/// strings, notes and `.ARM.attributes`. Callers may pass a memory map of a large file, so
+/// nothing here walks symbols or relocations (that would page in megabytes for nothing).
+pub(super) fn facts(data: &[u8]) -> Result<ElfFacts, String> {
+    // Byte 4 of e_ident is EI_CLASS.
+    match data.get(4) {
+        Some(&E::ELFCLASS32) => facts_of::<E::FileHeader32<Endianness>>(data),
+        Some(&E::ELFCLASS64) => facts_of::<E::FileHeader64<Endianness>>(data),
+        other => Err(format!("unknown ELF class {other:?}")),
+    }
+}
+
+fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts, String> {
+    let header = H::parse(data).map_err(|e| e.to_string())?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    let segments = header
+        .program_headers(endian, data)
+        .map_err(|e| e.to_string())?;
+    let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+    let e_type = header.e_type(endian);
+    let e_flags = header.e_flags(endian);
+    let e_machine = header.e_machine(endian);
+    let class = if header.is_class_64() {
         Class::Elf64
     } else {
         Class::Elf32
     };
-    let byte_order = if elf.little_endian {
+    let byte_order = if header.is_little_endian() {
         ByteOrder::Little
     } else {
         ByteOrder::Big
     };
-    let elf_type = match h.e_type {
+    let elf_type = match e_type {
         E::ET_EXEC => ElfType::Executable,
         E::ET_DYN => ElfType::SharedObject,
         E::ET_REL => ElfType::Relocatable,
         E::ET_CORE => ElfType::Core,
         _ => ElfType::Other,
     };
-    let flags_1 = elf.dynamic.as_ref().map_or(0, |d| d.info.flags_1);
-    let linkage = match (elf_type, elf.interpreter.is_some()) {
+    let mut interpreter = None;
+    for segment in segments {
+        if let Some(path) = segment
+            .interpreter(endian, data)
+            .map_err(|e| e.to_string())?
+        {
+            interpreter = std::str::from_utf8(path).ok().map(str::to_string);
+        }
+    }
+    let dynamic = read_dynamic::<H>(endian, data, segments)?;
+    let linkage = match (elf_type, interpreter.is_some()) {
         (ElfType::Relocatable | ElfType::Core | ElfType::Other, _) => Linkage::Object,
         // libc.so.6 has a PT_INTERP so it can print its version, yet it is a library.
-        (ElfType::SharedObject, true) if elf.soname.is_some() => Linkage::SharedLibrary,
+        (ElfType::SharedObject, true) if dynamic.soname.is_some() => Linkage::SharedLibrary,
         (_, true) => Linkage::Dynamic,
         (ElfType::Executable, false) => Linkage::Static,
         (ElfType::SharedObject, false) => {
-            let pie_flag = flags_1 & u64::from(E::DF_1_PIE) != 0;
-            if pie_flag || (elf.soname.is_none() && elf.entry != 0 && elf.libraries.is_empty()) {
+            let pie_flag = dynamic.flags_1 & u64::from(E::DF_1_PIE) != 0;
+            let entry: u64 = header.e_entry(endian).into();
+            if pie_flag || (dynamic.soname.is_none() && entry != 0 && dynamic.needed.is_empty()) {
                 Linkage::StaticPie
             } else {
                 Linkage::SharedLibrary
             }
         }
     };
+    let arm = if e_machine == E::EM_ARM {
+        arm_attributes::<H>(endian, data, &sections)?
+    } else {
+        ArmAttributes::default()
+    };
     Ok(ElfFacts {
-        machine: h.e_machine,
-        machine_name: goblin::elf::header::machine_to_str(h.e_machine).to_string(),
+        machine: e_machine,
+        machine_name: goblin::elf::header::machine_to_str(e_machine).to_string(),
         class,
         byte_order,
-        os_abi: h.e_ident[goblin::elf::header::EI_OSABI],
+        os_abi: header.e_ident().os_abi,
         elf_type,
-        flags: h.e_flags,
-        abi: decode_abi(elf, bytes)?,
+        flags: e_flags,
+        abi: decode_abi(e_machine, e_flags, class, &arm),
         linkage,
-        interpreter: elf.interpreter.map(str::to_string),
-        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
-        runpath: split_paths(&elf.runpaths),
-        rpath: split_paths(&elf.rpaths),
-        soname: elf.soname.map(str::to_string),
-        build_id: build_id(elf, bytes),
-        stripped: !elf
-            .section_headers
-            .iter()
-            .any(|s| s.sh_type == E::SHT_SYMTAB),
+        interpreter,
+        needed: dynamic.needed,
+        runpath: split_paths(&dynamic.runpath),
+        rpath: split_paths(&dynamic.rpath),
+        soname: dynamic.soname,
+        build_id: build_id::<H>(endian, data, segments),
+        stripped: !sections.iter().any(|s| s.sh_type(endian) == E::SHT_SYMTAB),
     })
 }
 
-fn split_paths(entries: &[&str]) -> Vec<String> {
+#[derive(Default)]
+struct DynamicFacts {
+    needed: Vec<String>,
+    soname: Option<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    flags_1: u64,
+}
+
+/// The `PT_DYNAMIC` entries, with strings from the table `DT_STRTAB` points at. Found through
+/// the program headers, as the loader does, so stripped section headers do not hide them.
+fn read_dynamic<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &[u8],
+    segments: &[H::ProgramHeader],
+) -> Result<DynamicFacts, String> {
+    let mut out = DynamicFacts::default();
+    let Some(entries) = segments
+        .iter()
+        .find_map(|s| s.dynamic(endian, data).transpose())
+        .transpose()
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(out);
+    };
+    let entries = entries
+        .iter()
+        .take_while(|d| d.d_tag(endian).into() != u64::from(E::DT_NULL));
+    let value_of = |tag: u32| {
+        entries
+            .clone()
+            .find(|d| d.tag32(endian) == Some(tag))
+            .map(|d| d.d_val(endian).into())
+    };
+    let (Some(strtab), Some(strsz)) = (value_of(E::DT_STRTAB), value_of(E::DT_STRSZ)) else {
+        return Ok(out);
+    };
+    let start = file_offset::<H>(endian, segments, strtab)
+        .ok_or("the dynamic string table's address is in no loaded segment")?;
+    let strings = StringTable::new(data, start, start.saturating_add(strsz));
+    for entry in entries {
+        let text = || {
+            entry
+                .string(endian, strings)
+                .ok()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::to_string)
+        };
+        match entry.tag32(endian) {
+            Some(E::DT_NEEDED) => out.needed.extend(text()),
+            Some(E::DT_SONAME) => out.soname = text(),
+            Some(E::DT_RPATH) => out.rpath.extend(text()),
+            Some(E::DT_RUNPATH) => out.runpath.extend(text()),
+            Some(E::DT_FLAGS_1) => out.flags_1 = entry.d_val(endian).into(),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn file_offset<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    segments: &[H::ProgramHeader],
+    address: u64,
+) -> Option<u64> {
+    segments.iter().find_map(|s| {
+        let vaddr: u64 = s.p_vaddr(endian).into();
+        let filesz: u64 = s.p_filesz(endian).into();
+        (s.p_type(endian) == E::PT_LOAD && address >= vaddr && address - vaddr < filesz)
+            .then(|| address - vaddr + s.p_offset(endian).into())
+    })
+}
+
+fn split_paths(entries: &[String]) -> Vec<String> {
     entries
         .iter()
         .flat_map(|e| e.split(':'))
@@ -142,29 +249,35 @@ fn split_paths(entries: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn build_id(elf: &Elf<'_>, bytes: &[u8]) -> Option<String> {
-    let notes = elf.iter_note_headers(bytes)?;
-    notes
-        .flatten()
-        .find(|n| n.n_type == E::NT_GNU_BUILD_ID && n.name == "GNU")
-        .map(|n| hex::encode(n.desc))
+fn build_id<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &[u8],
+    segments: &[H::ProgramHeader],
+) -> Option<String> {
+    segments.iter().find_map(|segment| {
+        let mut notes = segment.notes(endian, data).ok()??;
+        while let Ok(Some(note)) = notes.next() {
+            if note.n_type(endian) == E::NT_GNU_BUILD_ID && note.name() == E::ELF_NOTE_GNU {
+                return Some(hex::encode(note.desc()));
+            }
+        }
+        None
+    })
 }
 
-fn decode_abi(elf: &Elf<'_>, bytes: &[u8]) -> Result<ObservedAbi, String> {
-    let flags = elf.header.e_flags;
-    Ok(match elf.header.e_machine {
+fn decode_abi(machine: u16, flags: u32, class: Class, arm: &ArmAttributes) -> ObservedAbi {
+    match machine {
         E::EM_ARM => {
-            let attrs = arm_attributes(elf, bytes)?;
             let hard_float = if flags & E::EF_ARM_ABI_FLOAT_HARD != 0 {
                 Some(true)
             } else if flags & E::EF_ARM_ABI_FLOAT_SOFT != 0 {
                 Some(false)
             } else {
-                attrs.vfp_args.map(|v| v == 1)
+                arm.vfp_args.map(|v| v == 1)
             };
             ObservedAbi::Arm {
                 hard_float,
-                arch_version: attrs.cpu_arch.and_then(arm_arch_version),
+                arch_version: arm.cpu_arch.and_then(arm_arch_version),
                 eabi_version: (flags >> 24) as u8,
             }
         }
@@ -180,7 +293,7 @@ fn decode_abi(elf: &Elf<'_>, bytes: &[u8]) -> Result<ObservedAbi, String> {
             abi: match (
                 flags & E::EF_MIPS_ABI,
                 flags & E::EF_MIPS_ABI2 != 0,
-                elf.is_64,
+                class == Class::Elf64,
             ) {
                 (E::EF_MIPS_ABI_O32, _, _) => MipsAbi::O32,
                 (E::EF_MIPS_ABI_O64, _, _) => MipsAbi::O64,
@@ -203,7 +316,7 @@ fn decode_abi(elf: &Elf<'_>, bytes: &[u8]) -> Result<ObservedAbi, String> {
             },
         },
         _ => ObservedAbi::None,
-    })
+    }
 }
 
 #[derive(Default)]
@@ -219,27 +332,21 @@ const TAG_ABI_VFP_ARGS: u64 = 28;
 
 /// Reads Tag_CPU_arch and Tag_ABI_VFP_args from `.ARM.attributes`, stopping at the first tag
 /// whose value type we cannot know (string tags other than the few listed).
-fn arm_attributes(elf: &Elf<'_>, bytes: &[u8]) -> Result<ArmAttributes, String> {
+fn arm_attributes<'data, H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &'data [u8],
+    sections: &SectionTable<'data, H, &'data [u8]>,
+) -> Result<ArmAttributes, String> {
     let mut out = ArmAttributes::default();
-    let Some(section) = elf
-        .section_headers
+    let Some(section) = sections
         .iter()
-        .find(|s| s.sh_type == E::SHT_ARM_ATTRIBUTES)
+        .find(|s| s.sh_type(endian) == E::SHT_ARM_ATTRIBUTES)
     else {
         return Ok(out);
     };
-    let range = section
-        .file_range()
-        .ok_or("ARM attributes section has no file range")?;
-    let data = bytes
-        .get(range)
-        .ok_or("ARM attributes section lies past the end of the file (truncated?)")?;
-    let endian = object::Endianness::Little;
-    let attrs =
-        object::read::elf::AttributesSection::<object::elf::FileHeader32<object::Endianness>>::new(
-            endian, data,
-        )
-        .map_err(|e| e.to_string())?;
+    let attrs = section.attributes(endian, data).map_err(|_| {
+        "ARM attributes section lies past the end of the file (truncated?)".to_string()
+    })?;
     let Ok(mut subsections) = attrs.subsections() else {
         return Ok(out);
     };

@@ -7,6 +7,9 @@ mod foreign;
 use crate::platform::{ByteOrder, Class, Os, Platform};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
 
 pub use elf::{ElfFacts, ElfType, Linkage};
 pub use foreign::ForeignFacts;
@@ -87,6 +90,108 @@ pub fn inspect_bytes(bytes: &[u8]) -> BinaryFacts {
     }
 }
 
+/// Files up to this size are inspected from memory; larger ones from a memory-mapped file, so
+/// memory stays flat however large the binaries an image holds.
+pub const IN_MEMORY_MAX: u64 = 256 << 10;
+
+/// Inspect a file on disk. A large one is hashed by streaming it and parsed through a memory
+/// map, so only the pages the parser reads (headers, dynamic section, notes) become resident.
+pub fn inspect_file(path: &Path) -> io::Result<BinaryFacts> {
+    let mut file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() <= IN_MEMORY_MAX {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        return Ok(inspect_bytes(&bytes));
+    }
+    let (sha256, size) = hash_stream(&mut file, Sha256::new(), |_| Ok(()))?;
+    Ok(BinaryFacts {
+        sha256,
+        size,
+        identity: identify(&map(&file)?),
+    })
+}
+
+/// Inspect a file arriving as a stream (a tar entry) whose first bytes, `head`, were already
+/// read. Small files are kept in memory; large ones are written to a temporary file in
+/// `spill_dir` (or the system's temp dir) while being hashed, then parsed through a map.
+/// With `keep`, the bytes end up in `spill_dir/<sha256>` for later runs.
+pub fn inspect_stream(
+    head: &[u8],
+    mut rest: impl Read,
+    declared_size: u64,
+    spill_dir: Option<&Path>,
+    keep: bool,
+) -> io::Result<BinaryFacts> {
+    if declared_size <= IN_MEMORY_MAX {
+        // The declared size is a claim: grow with the bytes that really arrive.
+        let mut bytes = Vec::with_capacity(declared_size as usize);
+        bytes.extend_from_slice(head);
+        rest.read_to_end(&mut bytes)?;
+        let facts = inspect_bytes(&bytes);
+        if let (Some(dir), true) = (spill_dir, keep) {
+            let path = dir.join(&facts.sha256);
+            if !path.exists() {
+                std::fs::write(&path, &bytes)?;
+            }
+        }
+        return Ok(facts);
+    }
+    let mut temp = match spill_dir {
+        Some(dir) => tempfile::NamedTempFile::new_in(dir)?,
+        None => tempfile::NamedTempFile::new()?,
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    temp.write_all(head)?;
+    let (sha256, copied) = {
+        let file = temp.as_file_mut();
+        hash_stream(&mut rest, hasher, |chunk| file.write_all(chunk))?
+    };
+    let facts = BinaryFacts {
+        sha256,
+        size: head.len() as u64 + copied,
+        identity: identify(&map(temp.as_file())?),
+    };
+    if let (Some(dir), true) = (spill_dir, keep) {
+        let path = dir.join(&facts.sha256);
+        if !path.exists() {
+            temp.persist(&path).map_err(|e| e.error)?;
+        }
+    }
+    Ok(facts)
+}
+
+/// Reads `from` to its end in 64 KiB chunks, hashing each and handing it to `sink`.
+fn hash_stream(
+    from: &mut impl Read,
+    mut hasher: Sha256,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(String, u64)> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
+fn map(file: &File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and dropped before this call's caller returns; the file is
+    // either our own private temp file or an input the user asked us to read. If another
+    // process truncates an input meanwhile, reads past its new end fault, which is the same
+    // risk every mmap-based reader (readelf, file) takes.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
 /// Cheap check on the first bytes: is this worth a full parse?
 pub fn looks_like_binary(head: &[u8]) -> bool {
     magic_format(head).is_some()
@@ -122,11 +227,13 @@ fn identify(bytes: &[u8]) -> Identity {
         format: format.to_string(),
         error,
     };
-    match goblin::Object::parse(bytes) {
-        Ok(goblin::Object::Elf(parsed)) => match elf::facts(&parsed, bytes) {
+    if format == "ELF" {
+        return match elf::facts(bytes) {
             Ok(f) => Identity::Elf(f),
             Err(e) => corrupt(e),
-        },
+        };
+    }
+    match goblin::Object::parse(bytes) {
         Ok(goblin::Object::Mach(m)) => match foreign::macho(&m) {
             Ok(f) => Identity::MachO(f),
             Err(e) => corrupt(e),

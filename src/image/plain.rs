@@ -1,0 +1,103 @@
+//! Regular files no check reads (not binaries, not executable), kept as keyed path hashes.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::LazyLock;
+
+/// Keyed per process, so a crafted image cannot aim for collisions.
+static PATH_KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+
+/// The keyed 64-bit hash that stands for a rootfs path.
+pub fn path_hash(path: &str) -> u64 {
+    PATH_KEY.hash_one(path)
+}
+
+/// Most files of an image are data that no check looks at. Remembering only that they exist,
+/// and since when, keeps memory flat in the file count while whiteouts, opaque directories
+/// and hardlinks still see them exactly: a file is present unless a directory above it was
+/// cleared after it was written.
+#[derive(Debug, Default)]
+pub struct PlainFiles {
+    written: HashMap<u64, u64>,
+    cleared_below: HashMap<u64, u64>,
+    clock: u64,
+}
+
+impl PlainFiles {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    pub fn insert(&mut self, hash: u64) {
+        let now = self.tick();
+        self.written.insert(hash, now);
+    }
+
+    pub fn remove(&mut self, path: &str) {
+        self.written.remove(&path_hash(path));
+    }
+
+    /// Everything below directory `dir` is gone from now on.
+    pub fn clear_below(&mut self, dir: &str) {
+        if self.written.is_empty() {
+            return;
+        }
+        let now = self.tick();
+        self.cleared_below.insert(path_hash(dir), now);
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        let Some(&written) = self.written.get(&path_hash(path)) else {
+            return false;
+        };
+        let mut ancestor = path;
+        while let Some(cut) = ancestor.rfind('/') {
+            ancestor = if cut == 0 { "/" } else { &ancestor[..cut] };
+            if self
+                .cleared_below
+                .get(&path_hash(ancestor))
+                .is_some_and(|&at| at > written)
+            {
+                return false;
+            }
+            if ancestor == "/" {
+                break;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_gone_once_a_directory_above_it_is_cleared() {
+        let mut plain = PlainFiles::default();
+        plain.insert(path_hash("/a/b/c.txt"));
+        plain.insert(path_hash("/x.txt"));
+        assert!(plain.contains("/a/b/c.txt"));
+        plain.clear_below("/a");
+        assert!(!plain.contains("/a/b/c.txt"));
+        assert!(plain.contains("/x.txt"));
+        // Written again after the clearing: present.
+        plain.insert(path_hash("/a/b/c.txt"));
+        assert!(plain.contains("/a/b/c.txt"));
+        plain.clear_below("/");
+        assert!(!plain.contains("/x.txt"));
+        assert!(!plain.contains("/a/b/c.txt"));
+    }
+
+    #[test]
+    fn removing_a_file_removes_only_it() {
+        let mut plain = PlainFiles::default();
+        plain.insert(path_hash("/etc/a"));
+        plain.insert(path_hash("/etc/ab"));
+        plain.remove("/etc/a");
+        assert!(!plain.contains("/etc/a"));
+        assert!(plain.contains("/etc/ab"));
+        assert!(!plain.contains("/etc"));
+    }
+}
