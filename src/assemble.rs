@@ -58,6 +58,8 @@ struct Tee<'a> {
     /// Layers written so far, by image (manifest digest) in order.
     written: Vec<(String, LayerInfo)>,
     current: Option<(String, Sink)>,
+    /// Which input this is, so temp names of inputs read at once do not collide.
+    input: usize,
     counter: usize,
 }
 
@@ -94,7 +96,7 @@ impl LayerTee for Tee<'_> {
             .dir()
             .join("blobs")
             .join("sha256")
-            .join(format!(".incoming-{}", self.counter));
+            .join(format!(".incoming-{}-{}", self.input, self.counter));
         let file = BufWriter::with_capacity(256 * 1024, File::create(&temp)?);
         let sink = if stored == self.compression {
             Sink::Verbatim { file, temp }
@@ -149,30 +151,18 @@ pub fn assemble(
 ) -> Result<Assembled, AssembleError> {
     let layout = LayoutWriter::create(staging.join("layout"))
         .map_err(|e| AssembleError::Input(e.to_string()))?;
+    // Inputs are read (and their layers recompressed) in parallel; everything that decides
+    // the output's bytes below happens in input order, so the result does not depend on it.
+    use rayon::prelude::*;
+    let reads: Vec<Result<InputRead, AssembleError>> = req
+        .inputs
+        .par_iter()
+        .enumerate()
+        .map(|(n, input)| read_input(n, input, req.compression, limits, &layout))
+        .collect();
     let mut placed: Vec<(Placed, write::Blob, Vec<LayerInfo>)> = Vec::new();
-    for input in &req.inputs {
-        let bad = |e: image::ImageError| AssembleError::Input(format!("{}: {e}", input.display()));
-        let Some((source, format)) = image::detect(input, limits).map_err(bad)? else {
-            return Err(AssembleError::Input(format!(
-                "{}: not an image (expected a docker-archive, an OCI archive or an OCI layout)",
-                input.display()
-            )));
-        };
-        let mut tee = Tee {
-            layout: &layout,
-            compression: req.compression,
-            written: Vec::new(),
-            current: None,
-            counter: 0,
-        };
-        let set = {
-            let mut opts = ReadOptions {
-                limits,
-                spill: None,
-                tee: Some(&mut tee),
-            };
-            image::read(input, source, format, &mut opts).map_err(bad)?
-        };
+    for (input, read) in req.inputs.iter().zip(reads) {
+        let (set, written) = read?;
         for img in &set.images {
             let (platform, fixed) = platform_of(input, img, req.fix_config)?;
             if let Some((other, ..)) = placed
@@ -195,8 +185,7 @@ pub fn assemble(
             let config = layout
                 .add_bytes(&config_bytes)
                 .map_err(|e| AssembleError::Input(e.to_string()))?;
-            let layers: Vec<LayerInfo> = tee
-                .written
+            let layers: Vec<LayerInfo> = written
                 .iter()
                 .filter(|(m, _)| *m == img.manifest_digest)
                 .map(|(_, l)| *l)
@@ -242,6 +231,43 @@ pub fn assemble(
         platforms: placed.into_iter().map(|(p, ..)| p).collect(),
         staged_layout: layout.dir().to_path_buf(),
     })
+}
+
+/// An input's images, and the layers written for them (by manifest digest, in order).
+type InputRead = (image::ImageSet, Vec<(String, LayerInfo)>);
+
+/// Read input number `n` once, writing its layers into `layout` as they stream past.
+fn read_input(
+    n: usize,
+    input: &Path,
+    compression: Compression,
+    limits: &image::Limits,
+    layout: &LayoutWriter,
+) -> Result<InputRead, AssembleError> {
+    let bad = |e: image::ImageError| AssembleError::Input(format!("{}: {e}", input.display()));
+    let Some((source, format)) = image::detect(input, limits).map_err(bad)? else {
+        return Err(AssembleError::Input(format!(
+            "{}: not an image (expected a docker-archive, an OCI archive or an OCI layout)",
+            input.display()
+        )));
+    };
+    let mut tee = Tee {
+        layout,
+        compression,
+        written: Vec::new(),
+        current: None,
+        input: n,
+        counter: 0,
+    };
+    let set = {
+        let mut opts = ReadOptions {
+            limits,
+            spill: None,
+            tee: Some(&mut tee),
+        };
+        image::read(input, source, format, &mut opts).map_err(bad)?
+    };
+    Ok((set, tee.written))
 }
 
 /// The platform an image goes into the index as: what its binaries are. A config that says

@@ -62,7 +62,12 @@ impl<W: Write> Write for Encoder<W> {
 pub struct BlobWriter<W: Write> {
     tar: Hashing<Encoder<Hashing<W>>>,
     compression: Compression,
+    /// The encoder is always fed whole `FEED`-byte blocks: deflate's output depends on how its
+    /// input arrives, and the blob must depend only on the bytes.
+    pending: Vec<u8>,
 }
+
+const FEED: usize = 64 << 10;
 
 impl<W: Write> BlobWriter<W> {
     pub fn new(out: W, compression: Compression) -> Result<Self> {
@@ -79,11 +84,13 @@ impl<W: Write> BlobWriter<W> {
         Ok(BlobWriter {
             tar: Hashing::new(encoder),
             compression,
+            pending: Vec::with_capacity(FEED),
         })
     }
 
     /// Ends the compressed stream; returns the sink and the blob's digests.
-    pub fn finish(self) -> Result<(W, LayerInfo)> {
+    pub fn finish(mut self) -> Result<(W, LayerInfo)> {
+        self.tar.write_all(&self.pending)?;
         let (encoder, diff_id, _) = self.tar.finish();
         let (mut out, digest, size) = encoder.finish()?.finish();
         out.flush()?;
@@ -101,11 +108,29 @@ impl<W: Write> BlobWriter<W> {
 
 impl<W: Write> Write for BlobWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tar.write(buf)
+        let mut rest = buf;
+        if !self.pending.is_empty() {
+            let take = rest.len().min(FEED - self.pending.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < FEED {
+                return Ok(buf.len());
+            }
+            self.tar.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        let whole = rest.len() - rest.len() % FEED;
+        for block in rest[..whole].chunks(FEED) {
+            self.tar.write_all(block)?;
+        }
+        self.pending.extend_from_slice(&rest[whole..]);
+        Ok(buf.len())
     }
 
+    /// Writes nothing through: a flush mid-stream would end a deflate block early and make
+    /// the blob depend on when it was called. `finish` ends the stream.
     fn flush(&mut self) -> io::Result<()> {
-        self.tar.inner_mut().flush()
+        Ok(())
     }
 }
 
@@ -386,6 +411,46 @@ mod tests {
             assert_eq!(ia, ib);
             assert_eq!(ia.digest, Sha256::of(&a));
             assert_eq!(ia.size, a.len() as u64);
+        }
+    }
+
+    /// How a caller happens to split its writes (a tee fed by a tar reader) must not change
+    /// the blob: assemble promises the same bytes for the same inputs, across versions.
+    #[test]
+    fn the_blob_does_not_depend_on_how_writes_are_split() {
+        let mut stream = Vec::new();
+        let mut seed = 7u32;
+        for i in 0..400_000u32 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            stream.push(if i % 3 == 0 {
+                (seed >> 16) as u8
+            } else {
+                b'a' + (i % 7) as u8
+            });
+        }
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let blob = |split: &dyn Fn(usize) -> usize| {
+                let mut w = BlobWriter::new(Vec::new(), compression).unwrap();
+                let (mut at, mut n) = (0, 0);
+                while at < stream.len() {
+                    let len = split(n).min(stream.len() - at);
+                    w.write_all(&stream[at..at + len]).unwrap();
+                    at += len;
+                    n += 1;
+                }
+                w.finish().unwrap()
+            };
+            let (whole, info) = blob(&|_| usize::MAX);
+            let splits: [&dyn Fn(usize) -> usize; 3] =
+                [&|_| 1, &|n| 1 + n * 7919 % 70_000, &|_| 65_536];
+            for split in splits {
+                let (bytes, other) = blob(split);
+                assert_eq!(other, info, "{compression:?}");
+                assert!(
+                    bytes == whole,
+                    "{compression:?}: the split changed the blob"
+                );
+            }
         }
     }
 

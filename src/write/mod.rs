@@ -108,10 +108,6 @@ impl<W> Hashing<W> {
         }
     }
 
-    pub(crate) fn inner_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     pub(crate) fn finish(self) -> (W, Sha256, u64) {
         (self.inner, Sha256(self.hasher.finalize().into()), self.len)
     }
