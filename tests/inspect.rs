@@ -510,3 +510,28 @@ fn a_padded_interpreter_ends_at_its_first_nul(#[case] path: &str) {
     assert_eq!(a["facts"]["interpreter"], wanted, "{a:#}");
     assert_eq!(status_of(a, "elf.interp"), "pass", "{a:#}");
 }
+
+/// Crash reproducers the `binary` fuzz target saved: each must now be inspected without a
+/// panic (test builds keep overflow checks, as the fuzz build does).
+#[rstest]
+#[case("overflow-dt-strtab-offset.elf")]
+fn saved_binary_fuzz_crashes_are_inspected_without_a_panic(#[case] name: &str) {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/binary")
+        .join(name);
+    let out = mab([
+        "--no-run",
+        "--format",
+        "json",
+        "--all",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.code == 0 || out.code == 1,
+        "{name}: exit {}: {}",
+        out.code,
+        out.stderr
+    );
+    let a = &out.json()["artifacts"][0];
+    assert!(a["facts"]["kind"].is_string(), "{a:#}");
+}

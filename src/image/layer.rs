@@ -5,7 +5,7 @@ use super::plain::path_hash;
 use super::{Compression, ImageError, Limits};
 use crate::inspect::{BinaryFacts, inspect_stream, looks_like_binary};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 
 /// A reader that hashes and counts what passes through it.
@@ -119,13 +119,32 @@ pub struct LayerScan {
     pub uncompressed_size: u64,
     pub compression: Compression,
     pub entries: Vec<Entry>,
-    /// Regular files that are neither binaries nor executable, as (how many `entries` came
-    /// before it, keyed hash of its path): most files of an image, kept in 12 bytes each.
+    /// Regular files that are neither binaries nor executable: most files of an image, kept
+    /// in 16 bytes each, in tar order.
     pub plain: Vec<PlainAt>,
+    /// The directories those files are in, each with the first such file's path (to name it
+    /// in an error).
+    pub plain_dirs: Vec<PlainDir>,
 }
 
-/// (how many named entries came before it, keyed hash of its path)
-pub type PlainAt = (u32, u64);
+#[derive(Debug, Clone, Copy)]
+pub struct PlainAt {
+    /// How many of `entries` came before it in the tar.
+    pub before: u32,
+    /// Index into `plain_dirs`.
+    pub dir: u32,
+    /// Keyed hash of its path (`plain::path_hash`).
+    pub hash: u64,
+}
+
+/// A layer's named entries, plain files and their directories, in tar order.
+type Walked = (Vec<Entry>, Vec<PlainAt>, Vec<PlainDir>);
+
+#[derive(Debug, Clone)]
+pub struct PlainDir {
+    pub path: String,
+    pub first_file: String,
+}
 
 impl LayerScan {
     pub fn file_count(&self) -> usize {
@@ -157,7 +176,7 @@ pub fn scan(
         copy: verbatim,
     });
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
-    let (compression, (entries, plain), diff_id, uncompressed_size) = {
+    let (compression, (entries, plain, plain_dirs), diff_id, uncompressed_size) = {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut compressed);
         let head = buffered
             .fill_buf()
@@ -207,6 +226,7 @@ pub fn scan(
         compression,
         entries,
         plain,
+        plain_dirs,
     })
 }
 
@@ -215,7 +235,7 @@ fn walk(
     label: &str,
     limits: &Limits,
     spill: Option<&std::path::Path>,
-) -> Result<(Vec<Entry>, Vec<PlainAt>), ImageError> {
+) -> Result<Walked, ImageError> {
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
     let mut archive = tar::Archive::new(FinishTar {
         inner: raw,
@@ -226,6 +246,8 @@ fn walk(
         |raw_name: &str| hostile(format!("entry {raw_name:?} appears twice in one layer"));
     let mut entries = Vec::new();
     let mut plain = Vec::new();
+    let mut plain_dirs: Vec<PlainDir> = Vec::new();
+    let mut dir_index: HashMap<String, u32> = HashMap::new();
     let mut seen: HashSet<u64> = HashSet::new();
     let iter = archive
         .entries()
@@ -295,7 +317,18 @@ fn walk(
                 if !seen.insert(hash) {
                     return Err(duplicate(&raw_name));
                 }
-                plain.push((entries.len() as u32, hash));
+                let dir = *dir_index.entry(parent.clone()).or_insert_with(|| {
+                    plain_dirs.push(PlainDir {
+                        path: parent.clone(),
+                        first_file: path.clone(),
+                    });
+                    plain_dirs.len() as u32 - 1
+                });
+                plain.push(PlainAt {
+                    before: entries.len() as u32,
+                    dir,
+                    hash,
+                });
                 continue;
             }
             Entry {
@@ -331,7 +364,7 @@ fn walk(
         }
         entries.push(kind);
     }
-    Ok((entries, plain))
+    Ok((entries, plain, plain_dirs))
 }
 
 fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {

@@ -579,6 +579,7 @@ fn read_oci_image(
     let mut view = View::new(format!("image {}", d.digest));
     let mut layers = Vec::new();
     let scans = scan_layers(ctx, &d.digest, &manifest.layers)?;
+    view.reserve_plain(scans.iter().flatten().map(|s| s.plain.len()).sum());
     for (i, (l, scan)) in manifest.layers.iter().zip(scans).enumerate() {
         let mut facts = BlobFacts {
             role: format!("layer {}", i + 1),
@@ -608,6 +609,7 @@ fn read_oci_image(
         blobs.push(facts);
         layers.push(layer);
     }
+    view.finish();
     Ok(ImageFacts {
         manifest_digest: d.digest.clone(),
         manifest_media_type: d.media_type.clone(),
@@ -713,6 +715,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
             blobs.push(facts);
             layers.push(layer);
         }
+        view.finish();
         set.images.push(ImageFacts {
             manifest_digest: image_key,
             manifest_media_type: docs::DOCKER_MANIFEST.into(),

@@ -18,7 +18,11 @@ pub fn path_hash(path: &str) -> u64 {
 /// cleared after it was written.
 #[derive(Debug, Default)]
 pub struct PlainFiles {
+    /// Path hash → when it was written, while layers are being applied.
     written: HashMap<u64, u64>,
+    /// The same once the image is complete (`freeze`): sorted by hash, 16 bytes a file
+    /// instead of a hash table's ~28.
+    frozen: Vec<(u64, u64)>,
     cleared_below: HashMap<u64, u64>,
     clock: u64,
 }
@@ -29,18 +33,49 @@ impl PlainFiles {
         self.clock
     }
 
+    /// Room for `more` files, so the table does not grow (and briefly exist twice) on the way.
+    pub fn reserve(&mut self, more: usize) {
+        self.thaw();
+        self.written.reserve(more);
+    }
+
+    /// No more layers come: keep the files in a sorted list.
+    pub fn freeze(&mut self) {
+        self.thaw();
+        self.frozen = self.written.drain().collect();
+        self.frozen.sort_unstable();
+        self.written = HashMap::new();
+    }
+
+    fn thaw(&mut self) {
+        if !self.frozen.is_empty() {
+            self.written.extend(std::mem::take(&mut self.frozen));
+        }
+    }
+
+    fn written_at(&self, hash: u64) -> Option<u64> {
+        self.written.get(&hash).copied().or_else(|| {
+            self.frozen
+                .binary_search_by_key(&hash, |(h, _)| *h)
+                .ok()
+                .map(|i| self.frozen[i].1)
+        })
+    }
+
     pub fn insert(&mut self, hash: u64) {
+        self.thaw();
         let now = self.tick();
         self.written.insert(hash, now);
     }
 
     pub fn remove(&mut self, path: &str) {
+        self.thaw();
         self.written.remove(&path_hash(path));
     }
 
     /// Everything below directory `dir` is gone from now on.
     pub fn clear_below(&mut self, dir: &str) {
-        if self.written.is_empty() {
+        if self.written.is_empty() && self.frozen.is_empty() {
             return;
         }
         let now = self.tick();
@@ -48,7 +83,7 @@ impl PlainFiles {
     }
 
     pub fn contains(&self, path: &str) -> bool {
-        let Some(&written) = self.written.get(&path_hash(path)) else {
+        let Some(written) = self.written_at(path_hash(path)) else {
             return false;
         };
         let mut ancestor = path;
@@ -88,6 +123,22 @@ mod tests {
         plain.clear_below("/");
         assert!(!plain.contains("/x.txt"));
         assert!(!plain.contains("/a/b/c.txt"));
+    }
+
+    #[test]
+    fn a_frozen_set_answers_the_same_and_thaws_for_more_layers() {
+        let mut plain = PlainFiles::default();
+        plain.insert(path_hash("/a/b/c.txt"));
+        plain.insert(path_hash("/x.txt"));
+        plain.clear_below("/a");
+        plain.insert(path_hash("/a/d.txt"));
+        plain.freeze();
+        assert!(!plain.contains("/a/b/c.txt"));
+        assert!(plain.contains("/a/d.txt"));
+        assert!(plain.contains("/x.txt"));
+        plain.remove("/x.txt");
+        assert!(!plain.contains("/x.txt"));
+        assert!(plain.contains("/a/d.txt"));
     }
 
     #[test]

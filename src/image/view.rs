@@ -2,7 +2,7 @@
 //! that symlink resolution, closure checks and extraction read.
 
 use super::ImageError;
-use super::layer::{Entry, EntryKind, LayerScan};
+use super::layer::{EntryKind, LayerScan, PlainAt, parent_of};
 use super::plain::{PlainFiles, path_hash};
 use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
@@ -41,8 +41,27 @@ impl View {
         }
     }
 
+    /// Room for the plain files of layers about to be applied.
+    pub fn reserve_plain(&mut self, files: usize) {
+        self.plain.reserve(files);
+    }
+
+    /// Every layer is applied: compact what is kept for the checks that read the view.
+    pub fn finish(&mut self) {
+        self.plain.freeze();
+        self.node_paths = HashMap::new();
+    }
+
     /// Apply one layer: its whiteouts first (they only hide lower layers), then its entries.
     pub fn apply(&mut self, index: usize, scan: &LayerScan) -> Result<(), ImageError> {
+        if self.node_paths.is_empty() && !self.nodes.is_empty() {
+            // Dropped by `finish`; a layer after it needs them again.
+            self.node_paths = self
+                .nodes
+                .keys()
+                .map(|p| (path_hash(p), p.clone()))
+                .collect();
+        }
         for e in &scan.entries {
             match e.kind {
                 EntryKind::Whiteout => self.remove_tree(&e.path, true),
@@ -52,10 +71,10 @@ impl View {
         }
         let mut plain = scan.plain.iter().peekable();
         for (at, e) in scan.entries.iter().enumerate() {
-            while let Some((_, hash)) = plain.next_if(|(before, _)| *before as usize <= at) {
-                self.insert_plain(*hash);
+            while let Some(p) = plain.next_if(|p| p.before as usize <= at) {
+                self.insert_plain(p, scan)?;
             }
-            self.refuse_write_through_symlink(e, &scan.digest)?;
+            self.refuse_write_through_symlink(&parent_of(&e.path), &e.path, &scan.digest)?;
             let node = match &e.kind {
                 EntryKind::Whiteout | EntryKind::Opaque => continue,
                 EntryKind::Dir => Node::Dir,
@@ -99,18 +118,21 @@ impl View {
             self.node_paths.insert(path_hash(&e.path), e.path.clone());
             self.nodes.insert(e.path.clone(), node);
         }
-        for (_, hash) in plain {
-            self.insert_plain(*hash);
+        for p in plain {
+            self.insert_plain(p, scan)?;
         }
         Ok(())
     }
 
     /// A plain file written over a node replaces it and whatever was below it.
-    fn insert_plain(&mut self, hash: u64) {
-        if let Some(path) = self.node_paths.get(&hash).cloned() {
+    fn insert_plain(&mut self, file: &PlainAt, scan: &LayerScan) -> Result<(), ImageError> {
+        let dir = &scan.plain_dirs[file.dir as usize];
+        self.refuse_write_through_symlink(&dir.path, &dir.first_file, &scan.digest)?;
+        if let Some(path) = self.node_paths.get(&file.hash).cloned() {
             self.remove_tree(&path, true);
         }
-        self.plain.insert(hash);
+        self.plain.insert(file.hash);
+        Ok(())
     }
 
     /// Remove everything below `path`, and `path` itself when `including`.
@@ -143,17 +165,20 @@ impl View {
     }
 
     /// A tar that writes `a/x` after making `a` a symlink writes through the link, wherever
-    /// it points: refuse it.
-    fn refuse_write_through_symlink(&self, e: &Entry, layer: &str) -> Result<(), ImageError> {
+    /// it points: refuse it. `dir` is the entry's directory; `entry` names it in the error.
+    fn refuse_write_through_symlink(
+        &self,
+        dir: &str,
+        entry: &str,
+        layer: &str,
+    ) -> Result<(), ImageError> {
         let mut prefix = String::new();
-        let parts: Vec<&str> = e.path.split('/').filter(|p| !p.is_empty()).collect();
-        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
             prefix.push('/');
             prefix.push_str(part);
             if let Some(Node::Symlink(t)) = self.nodes.get(&prefix) {
                 return Err(ImageError::Hostile(format!(
-                    "layer {layer}: entry {} is written through the symlink {prefix} -> {t}",
-                    e.path
+                    "layer {layer}: entry {entry} is written through the symlink {prefix} -> {t}"
                 )));
             }
         }
@@ -244,10 +269,21 @@ mod tests {
     fn scan(list: Vec<(Option<Entry>, &str)>) -> LayerScan {
         let mut entries = Vec::new();
         let mut plain = Vec::new();
+        let mut plain_dirs = Vec::new();
         for (entry, path) in list {
             match entry {
                 Some(e) => entries.push(e),
-                None => plain.push((entries.len() as u32, path_hash(path))),
+                None => {
+                    plain_dirs.push(crate::image::layer::PlainDir {
+                        path: parent_of(path),
+                        first_file: path.to_string(),
+                    });
+                    plain.push(PlainAt {
+                        before: entries.len() as u32,
+                        dir: plain_dirs.len() as u32 - 1,
+                        hash: path_hash(path),
+                    });
+                }
             }
         }
         LayerScan {
@@ -258,6 +294,7 @@ mod tests {
             compression: super::super::Compression::None,
             entries,
             plain,
+            plain_dirs,
         }
     }
     fn entry(path: &str, kind: EntryKind) -> (Option<Entry>, &str) {
@@ -354,6 +391,40 @@ mod tests {
         .unwrap();
         assert_eq!(view.executables().count(), 0);
         assert_eq!(view.node("/opt/app"), None);
+    }
+
+    #[test]
+    fn files_written_through_a_symlink_are_refused_and_named() {
+        let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let binary = || EntryKind::File {
+            size: elf.len() as u64,
+            executable: true,
+            facts: Some(Box::new(inspect_bytes(&elf))),
+        };
+        let link = || entry("/lib", EntryKind::Symlink("usr/lib".into()));
+        let refused = |result: Result<View, ImageError>, entry: &str| match result {
+            Err(ImageError::Hostile(m)) => {
+                assert!(m.contains(entry) && m.contains("symlink /lib"), "{m}")
+            }
+            other => panic!("{entry}: {other:?}"),
+        };
+        // Through a lower layer's symlink: a binary, and a plain file.
+        refused(
+            layers(vec![vec![link()], vec![entry("/lib/app", binary())]]),
+            "/lib/app",
+        );
+        refused(
+            layers(vec![vec![link()], vec![plain("/lib/deep/a.conf")]]),
+            "/lib/deep/a.conf",
+        );
+        // In one layer: the link first, then a file below it.
+        refused(
+            layers(vec![vec![link(), plain("/lib/a.conf")]]),
+            "/lib/a.conf",
+        );
+        // A file written before its directory became a link is only replaced.
+        let view = layers(vec![vec![plain("/lib/a.conf"), link()]]).unwrap();
+        assert_eq!(view.node("/lib/a.conf"), None);
     }
 
     #[test]

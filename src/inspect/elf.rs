@@ -235,8 +235,11 @@ fn file_offset<H: FileHeader<Endian = Endianness>>(
     segments.iter().find_map(|s| {
         let vaddr: u64 = s.p_vaddr(endian).into();
         let filesz: u64 = s.p_filesz(endian).into();
-        (s.p_type(endian) == E::PT_LOAD && address >= vaddr && address - vaddr < filesz)
-            .then(|| address - vaddr + s.p_offset(endian).into())
+        if s.p_type(endian) != E::PT_LOAD || address < vaddr || address - vaddr >= filesz {
+            return None;
+        }
+        // A crafted p_offset can push the sum past u64 (found by the `binary` fuzz target).
+        (address - vaddr).checked_add(s.p_offset(endian).into())
     })
 }
 
