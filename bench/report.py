@@ -190,6 +190,12 @@ def main():
                     cmd = rr["cmd"] + (f" — *{rr['note']}*" if rr["note"] else "")
                     out.append(f"| {cmd} | {fmt_s(wall(key))} | skopeo copy --all of the result | {fmt_s(sk)} | "
                                f"{fmt_ratio(wall(key), sk)} | {fmt_mib(rss_mib(key))} | {rr['rc'] or '–'} |")
+            if "assemble_none" in rows:
+                rr = rows["assemble_none"]
+                sk_none = wall("assemble_none_skopeo")
+                out.append(f"| {rr['cmd']} | {fmt_s(wall('assemble_none'))} | skopeo copy --all of that result | "
+                           f"{fmt_s(sk_none)} | {fmt_ratio(wall('assemble_none'), sk_none)} | "
+                           f"{fmt_mib(rss_mib('assemble_none'))} | {rr['rc'] or '–'} |")
             if "assemble_peer" in rows:
                 rr = rows["assemble_peer"]
                 cmd = rr["cmd"] + (f" — *{rr['note']}*" if rr["note"] else "")
@@ -206,6 +212,10 @@ def main():
             if wall("assemble_norun") and sk:
                 ratio = wall("assemble_norun") / sk
                 targets.append(("assemble --no-run ≤ 1.2× skopeo copy --all", f"{ratio:.2f}×", ratio <= 1.2))
+            if wall("assemble_none") and wall("assemble_none_skopeo"):
+                ratio = wall("assemble_none") / wall("assemble_none_skopeo")
+                targets.append(("(informative) assemble --no-run --compression none vs skopeo copy --all of that result",
+                                f"{ratio:.2f}×", ratio <= 1.2))
     if "qemu_all" in rows or "assemble" in rows:
         out.append("")
         if demo_keys:
