@@ -391,7 +391,7 @@ fn read_facts(
     if !looks_like_binary(&head) || size > limits.max_binary_bytes {
         return Ok(None);
     }
-    inspect_stream(&head, entry, size, spill, spill.is_some()).map(Some)
+    inspect_stream(&head, entry, size, spill).map(Some)
 }
 
 /// `./usr/bin/x` → `/usr/bin/x`. Absolute names and `..` are refused: a layer lists paths

@@ -92,7 +92,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> BinaryFacts {
 
 /// Files up to this size are inspected from memory; larger ones from a memory-mapped file, so
 /// memory stays flat however large the binaries an image holds.
-pub const IN_MEMORY_MAX: u64 = 256 << 10;
+const IN_MEMORY_MAX: u64 = 256 << 10;
 
 /// Inspect a file on disk. A large one is hashed by streaming it and parsed through a memory
 /// map, so only the pages the parser reads (headers, dynamic section, notes) become resident.
@@ -113,23 +113,22 @@ pub fn inspect_file(path: &Path) -> io::Result<BinaryFacts> {
 }
 
 /// Inspect a file arriving as a stream (a tar entry) whose first bytes, `head`, were already
-/// read. Small files are kept in memory; large ones are written to a temporary file in
-/// `spill_dir` (or the system's temp dir) while being hashed, then parsed through a map.
-/// With `keep`, the bytes end up in `spill_dir/<sha256>` for later runs.
+/// read. Small files are kept in memory; large ones are written to a temporary file (in
+/// `spill_dir`, else the system's temp dir) while being hashed, then parsed through a map.
+/// With a `spill_dir`, the bytes end up in `spill_dir/<sha256>` for later runs.
 pub fn inspect_stream(
     head: &[u8],
     mut rest: impl Read,
     declared_size: u64,
     spill_dir: Option<&Path>,
-    keep: bool,
 ) -> io::Result<BinaryFacts> {
     if declared_size <= IN_MEMORY_MAX {
-        // The declared size is a claim: grow with the bytes that really arrive.
+        // The declared size is a claim, trusted only this far: the rest grows as bytes arrive.
         let mut bytes = Vec::with_capacity(declared_size as usize);
         bytes.extend_from_slice(head);
         rest.read_to_end(&mut bytes)?;
         let facts = inspect_bytes(&bytes);
-        if let (Some(dir), true) = (spill_dir, keep) {
+        if let Some(dir) = spill_dir {
             let path = dir.join(&facts.sha256);
             if !path.exists() {
                 std::fs::write(&path, &bytes)?;
@@ -153,7 +152,7 @@ pub fn inspect_stream(
         size: head.len() as u64 + copied,
         identity: identify(&map(temp.as_file())?),
     };
-    if let (Some(dir), true) = (spill_dir, keep) {
+    if let Some(dir) = spill_dir {
         let path = dir.join(&facts.sha256);
         if !path.exists() {
             temp.persist(&path).map_err(|e| e.error)?;
