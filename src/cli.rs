@@ -24,8 +24,13 @@ Exit codes: 0 all checks passed, 1 a check failed, 2 bad input or usage,
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Binaries or directories (a Nix `result`), images, archives or layouts to verify.
+    pub paths: Vec<PathBuf>,
+    /// Inspect every ELF file in a directory, not only executables under bin/ and libexec/.
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub verify: VerifyFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,7 +53,7 @@ pub enum Command {
         #[arg(long, default_value = "packages.{system}", value_name = "PATH")]
         attr: String,
         #[command(flatten)]
-        common: Box<CommonArgs>,
+        verify: Box<VerifyFlags>,
     },
     /// Verify ARTIFACT; only if it passes, run the command (which publishes it).
     #[command(after_help = GATE_EXAMPLES)]
@@ -59,7 +64,7 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
         #[command(flatten)]
-        common: Box<CommonArgs>,
+        verify: Box<VerifyFlags>,
     },
     /// Verify an OCI archive or layout, then push exactly those bytes to a registry.
     #[command(after_help = PUSH_EXAMPLES)]
@@ -79,15 +84,19 @@ pub enum Command {
         #[arg(long, requires = "plain_http")]
         allow_remote_plain_http: bool,
         #[command(flatten)]
-        common: Box<CommonArgs>,
+        verify: Box<VerifyFlags>,
     },
     /// Merge per-target JSON reports (from CI matrix jobs) into one report and one verdict.
     MergeReports {
         /// JSON reports written by `mab-verify --format json`.
         #[arg(required = true, value_name = "REPORT")]
         files: Vec<PathBuf>,
-        #[command(flatten)]
-        common: Box<CommonArgs>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Treat warnings as failures.
+        #[arg(long)]
+        strict: bool,
     },
     /// Combine per-platform images into one multi-arch OCI archive or layout, offline.
     #[command(after_help = ASSEMBLE_EXAMPLES)]
@@ -110,21 +119,9 @@ pub enum Command {
         /// Per-platform images: docker-archives (dockerTools), OCI archives or layouts.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
-        /// Platforms the result must hold (index.expected).
-        #[arg(long, value_name = "PLATFORM")]
-        expect: Vec<String>,
-        /// Report format on stdout.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-        /// Check the result's headers only; do not run its entrypoints.
-        #[arg(long)]
-        no_run: bool,
-        /// Config file [default: ./mab.toml when present].
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Colour in the human report.
-        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-        color: ColorChoice,
+        /// Flags of the final verification (`--expect` lists the platforms the result must hold).
+        #[command(flatten)]
+        verify: Box<VerifyFlags>,
     },
     /// Build the bundled demo for every platform whose toolchain is installed, then verify it.
     Demo {
@@ -132,7 +129,7 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         #[command(flatten)]
-        verify: Box<VerifyArgs>,
+        verify: Box<VerifyFlags>,
     },
 }
 
@@ -164,57 +161,6 @@ digest), MAB_REPORT (the JSON report) and MAB_PLATFORMS in its environment; its 
 becomes mab-verify's. If the artifact changes between verification and the command, it is not
 run.";
 
-/// Flags shared by subcommands that verify and report.
-#[derive(Debug, Args, Clone)]
-pub struct CommonArgs {
-    /// Report format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-    /// Inspect headers only; do not run anything.
-    #[arg(long)]
-    pub no_run: bool,
-    /// Exit 3 when a platform cannot be run here (no qemu), instead of skipping it.
-    #[arg(long)]
-    pub require_run: bool,
-    /// Treat warnings as failures.
-    #[arg(long)]
-    pub strict: bool,
-    /// Config file [default: ./mab.toml when present].
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Colour in the human report.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
-    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
-    #[arg(long = "report", value_name = "FORMAT=FILE")]
-    pub reports: Vec<String>,
-}
-
-impl CommonArgs {
-    /// The full verify flags these stand for, everything else at its default.
-    pub fn to_verify(&self) -> VerifyArgs {
-        VerifyArgs {
-            paths: Vec::new(),
-            expect: Vec::new(),
-            format: self.format,
-            all: false,
-            sysroot: None,
-            strict: self.strict,
-            no_run: self.no_run,
-            require_run: self.require_run,
-            expect_output: None,
-            expect_output_regex: None,
-            run_args: Vec::new(),
-            timeout: None,
-            platform: None,
-            allow_extra: false,
-            config: self.config.clone(),
-            color: self.color,
-            reports: self.reports.clone(),
-        }
-    }
-}
-
 const ASSEMBLE_EXAMPLES: &str = "\
 Examples:
   mab-verify assemble -o app.oci.tar amd64.tar.gz arm64.tar.gz armv7.tar.gz
@@ -233,44 +179,47 @@ pub enum LayerCompression {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
+    #[default]
     Human,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ColorChoice {
+    #[default]
     Auto,
     Always,
     Never,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct VerifyArgs {
-    /// Binaries or directories (a Nix `result`) to verify.
-    pub paths: Vec<PathBuf>,
-    /// Platform the binaries must be: linux/arm64, aarch64-linux, aarch64-multiplatform, aarch64-unknown-linux-gnu, …
+/// The flags every command that verifies takes: what to expect, how to run, how to report.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VerifyFlags {
+    /// Platform the artifacts must be (repeatable: every one must be present): linux/arm64, aarch64-linux, aarch64-multiplatform, aarch64-unknown-linux-gnu, …
     #[arg(long, value_name = "PLATFORM")]
     pub expect: Vec<String>,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-    /// Inspect every ELF file in a directory, not only executables under bin/ and libexec/.
+    /// Verify only this platform's image of a multi-arch index.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Platforms beyond the --expect ones do not fail index.expected.
     #[arg(long)]
-    pub all: bool,
-    /// Root in which loaders and libraries are looked up and runs find their libraries.
-    #[arg(long, value_name = "DIR")]
-    pub sysroot: Option<PathBuf>,
-    /// Treat warnings as failures.
-    #[arg(long)]
-    pub strict: bool,
-    /// Inspect headers only; do not run anything.
-    #[arg(long, conflicts_with = "require_run")]
-    pub no_run: bool,
+    pub allow_extra: bool,
     /// Exit 3 when a platform cannot be run here (no qemu), instead of skipping it.
     #[arg(long)]
     pub require_run: bool,
+    /// Inspect headers only; do not run anything.
+    #[arg(long, conflicts_with = "require_run")]
+    pub no_run: bool,
+    /// One argument for the binary under test; repeat for more (`--args --version`).
+    #[arg(
+        long = "args",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        num_args = 1
+    )]
+    pub run_args: Vec<String>,
     /// Expected stdout, a template: {os} {arch} {oci_arch} {variant} {triple} {version}; `none` checks only the exit status.
     #[arg(
         long,
@@ -282,32 +231,76 @@ pub struct VerifyArgs {
     /// Expected stdout as a regular expression (templates are filled in first).
     #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
     pub expect_output_regex: Option<String>,
-    /// One argument for the binary under test; repeat for more (`--args --version`).
-    #[arg(
-        long = "args",
-        value_name = "ARG",
-        allow_hyphen_values = true,
-        num_args = 1
-    )]
-    pub run_args: Vec<String>,
     /// Seconds a run may take before its whole process group is killed [default: 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<f64>,
-    /// Verify only this platform's image of a multi-arch index.
-    #[arg(long, value_name = "PLATFORM")]
-    pub platform: Option<String>,
-    /// Platforms beyond the --expect ones do not fail index.expected.
+    /// Root in which loaders and libraries are looked up and runs find their libraries.
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+    /// Treat warnings as failures.
     #[arg(long)]
-    pub allow_extra: bool,
+    pub strict: bool,
     /// Config file [default: ./mab.toml when present].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=FILE")]
+    pub reports: Vec<ReportSpec>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
     /// Colour in the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
-    #[arg(long = "report", value_name = "FORMAT=FILE")]
-    pub reports: Vec<String>,
+}
+
+/// A report format `--report` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Human,
+    Json,
+    Markdown,
+    Junit,
+}
+
+impl ReportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Human => "human",
+            ReportFormat::Json => "json",
+            ReportFormat::Markdown => "markdown",
+            ReportFormat::Junit => "junit",
+        }
+    }
+}
+
+/// `--report FORMAT=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSpec {
+    pub format: ReportFormat,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for ReportSpec {
+    type Err = String;
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let usage = "write FORMAT=FILE with FORMAT one of human, json, markdown, junit";
+        let (format, file) = spec.split_once('=').ok_or(usage)?;
+        let format = match format {
+            "human" => ReportFormat::Human,
+            "json" => ReportFormat::Json,
+            "markdown" | "md" => ReportFormat::Markdown,
+            "junit" => ReportFormat::Junit,
+            other => return Err(format!("unknown format {other}: {usage}")),
+        };
+        if file.is_empty() {
+            return Err(format!("no FILE: {usage}"));
+        }
+        Ok(ReportSpec {
+            format,
+            path: PathBuf::from(file),
+        })
+    }
 }
 
 #[cfg(test)]

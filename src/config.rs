@@ -1,4 +1,4 @@
-//! `mab.toml`: run arguments, expected output, limits and per-platform overrides.
+//! `mab.toml` as written: its shape, read and parsed, validated later by `settings`.
 
 use crate::error::{Error, Result};
 use crate::platform::Platform;
@@ -44,11 +44,15 @@ pub struct BuildConfig {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    pub max_uncompressed_bytes: Option<u64>,
-    pub max_json_bytes: Option<u64>,
-    pub max_nesting: Option<usize>,
-    pub max_binary_bytes: Option<u64>,
+    pub max_uncompressed_bytes: Option<Number>,
+    pub max_json_bytes: Option<Number>,
+    pub max_nesting: Option<Number>,
+    pub max_binary_bytes: Option<Number>,
 }
+
+/// A numeric value as written: `settings` checks its type and range, so a bad one is reported
+/// with its key and the allowed range rather than as a parse error.
+pub type Number = toml::Value;
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +60,8 @@ pub struct RunConfig {
     pub args: Option<Vec<String>>,
     pub expect_output: Option<String>,
     pub expect_output_regex: Option<String>,
-    pub timeout_secs: Option<f64>,
-    pub output_cap_bytes: Option<usize>,
+    pub timeout_secs: Option<Number>,
+    pub output_cap_bytes: Option<Number>,
     pub version: Option<String>,
 }
 
@@ -74,30 +78,27 @@ impl Config {
                 p
             }
         };
-        let err = |message: String| Error::Config {
+        let err = |source: ConfigError| Error::Config {
             path: path.clone(),
-            message,
+            source,
         };
-        let meta = std::fs::metadata(&path).map_err(|e| err(e.to_string()))?;
+        let meta = std::fs::metadata(&path).map_err(|e| err(ConfigError::Read(e)))?;
         if meta.len() > MAX_CONFIG_BYTES {
-            return Err(err(format!(
-                "{} bytes is larger than the {MAX_CONFIG_BYTES}-byte limit",
-                meta.len()
-            )));
+            return Err(err(ConfigError::TooLarge(meta.len())));
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| err(ConfigError::Read(e)))?;
         Config::parse(&text).map_err(err)
     }
 
-    pub fn parse(text: &str) -> std::result::Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> std::result::Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
         for name in config
             .qemu
             .keys()
             .chain(config.platform.keys())
             .chain(&config.expect)
         {
-            Platform::parse(name).map_err(|e| e.to_string())?;
+            Platform::parse(name)?;
         }
         Ok(config)
     }
@@ -111,20 +112,23 @@ impl Config {
             })
             .map(|(_, c)| c)
     }
+}
 
-    pub fn limits(&self) -> crate::image::Limits {
-        let d = crate::image::Limits::default();
-        crate::image::Limits {
-            max_uncompressed: self
-                .limits
-                .max_uncompressed_bytes
-                .unwrap_or(d.max_uncompressed),
-            max_json: self.limits.max_json_bytes.unwrap_or(d.max_json),
-            max_nesting: self.limits.max_nesting.unwrap_or(d.max_nesting),
-            max_binary_bytes: self.limits.max_binary_bytes.unwrap_or(d.max_binary_bytes),
-        }
-    }
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0} bytes is larger than the {MAX_CONFIG_BYTES}-byte limit")]
+    TooLarge(u64),
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error(transparent)]
+    Platform(#[from] crate::platform::UnknownPlatform),
+}
 
+impl Config {
+    /// Emulator overrides from `[qemu]`, keyed by the row's key.
     pub fn emulator_overrides(&self) -> crate::run::EmulatorOverrides {
         self.qemu
             .iter()
@@ -143,7 +147,9 @@ mod tests {
 
     #[test]
     fn unknown_platform_names_are_rejected_with_a_suggestion() {
-        let err = Config::parse("[platform.\"linux/arm64/v9\"]\nargs = []\n").unwrap_err();
+        let err = Config::parse("[platform.\"linux/arm64/v9\"]\nargs = []\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown platform"), "{err}");
     }
 

@@ -1,4 +1,4 @@
-//! Errors as values and the exit codes they map to.
+//! Errors as values, one variant per expected failure, and the exit code each maps to.
 
 use std::path::PathBuf;
 
@@ -16,29 +16,69 @@ pub mod exit {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An input file or directory that cannot be read as what it claims to be.
     #[error("{}: {message}", path.display())]
     Input { path: PathBuf, message: String },
     #[error(transparent)]
     UnknownPlatform(#[from] crate::platform::UnknownPlatform),
+    /// The command line is wrong in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
-    #[error("config {}: {message}", path.display())]
-    Config { path: PathBuf, message: String },
+    /// A config file that cannot be read or parsed.
+    #[error("config {}: {source}", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: crate::config::ConfigError,
+    },
+    /// A flag, `mab.toml` key or environment variable whose value is out of range.
+    #[error("{}", setting(key, value, place, allowed))]
+    Setting {
+        key: String,
+        value: String,
+        place: String,
+        allowed: String,
+    },
+    /// A `--report FORMAT=FILE` that could not be written.
+    #[error("cannot write the {format} report to {}: {source}", path.display())]
+    ReportWrite {
+        format: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something this machine must provide is missing.
     #[error("{what}\n  hint: {hint}")]
     Environment { what: String, hint: String },
+    /// A local file operation of the tool itself failed (temporary directories, staging).
     #[error("{context}: {source}")]
     Io {
         context: String,
+        #[source]
         source: std::io::Error,
     },
+}
+
+/// `--timeout 0: give …` for a flag, `FILE: run.timeout_secs = 0: give …` for a key.
+fn setting(key: &str, value: &str, place: &str, allowed: &str) -> String {
+    if key.starts_with("--") {
+        format!("{key} {value}: not allowed; give {allowed}")
+    } else {
+        format!("{place}: {key} = {value}: not allowed; give {allowed}")
+    }
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Input { .. }
+            | Error::UnknownPlatform(_)
+            | Error::Usage(_)
+            | Error::Config { .. }
+            | Error::Setting { .. }
+            | Error::ReportWrite { .. }
+            | Error::Io { .. } => exit::BAD_INPUT,
             Error::Environment { .. } => exit::ENVIRONMENT,
-            Error::Io { .. } => exit::BAD_INPUT,
-            _ => exit::BAD_INPUT,
         }
     }
 

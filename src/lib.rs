@@ -17,4 +17,5 @@ pub mod redact;
 pub mod report;
 pub mod rootfs;
 pub mod run;
+pub mod settings;
 pub mod write;

@@ -1,13 +1,14 @@
 //! `build`: every cross target of a flake built by nix, then verified as one report; and
 //! `merge-reports`: per-target JSON reports from CI jobs folded into one verdict.
 
-use super::{Input, Options, conclude, progress, verify_inputs};
+use super::{Input, conclude, progress, verify_inputs};
 use crate::check::{CheckResult, Expected, ExpectedSource, ids};
-use crate::cli::VerifyArgs;
+use crate::cli::{Format, VerifyFlags};
 use crate::error::{Error, Result, exit};
 use crate::nix::{self, Built, NixError};
 use crate::report::{Artifact, Report};
 use crate::run::RunReport;
+use crate::settings::Settings;
 use std::path::PathBuf;
 
 fn nix_error(e: NixError) -> Error {
@@ -25,9 +26,9 @@ pub fn build(
     system: Option<String>,
     attr: &str,
     only: &[String],
-    args: &VerifyArgs,
+    flags: &VerifyFlags,
 ) -> Result<u8> {
-    let options = Options::from_args(args)?;
+    let options = Settings::resolve(flags)?;
     nix::available().map_err(nix_error)?;
     let system = match system {
         Some(s) => s,
@@ -41,7 +42,7 @@ pub fn build(
     progress(&format!("nix: evaluating {flake}#{attr}…"));
     let mut targets = nix::discover(flake, &attr).map_err(nix_error)?;
     let wanted: Vec<String> = if only.is_empty() {
-        options.config.build.targets.clone().unwrap_or_default()
+        options.build.targets.clone().unwrap_or_default()
     } else {
         only.to_vec()
     };
@@ -77,7 +78,6 @@ pub fn build(
     let mut results = built.into_iter();
     for target in &targets {
         let configured = options
-            .config
             .build
             .platforms
             .get(&target.name)
@@ -149,7 +149,6 @@ pub fn build(
         Report::new(names, artifacts, options.strict),
         missing,
         &options,
-        args,
     )
 }
 
@@ -175,7 +174,7 @@ fn problem(path: &str, resolved: &str, check: CheckResult) -> Artifact {
 
 /// Fold JSON reports into one: artifacts concatenated, the summary and verdict computed again
 /// from every check, so the result is what one run over all targets would have said.
-pub fn merge_reports(paths: &[PathBuf], args: &VerifyArgs) -> Result<u8> {
+pub fn merge_reports(paths: &[PathBuf], format: Format, strict: bool) -> Result<u8> {
     let mut inputs = Vec::new();
     let mut artifacts: Vec<serde_json::Value> = Vec::new();
     for p in paths {
@@ -215,7 +214,7 @@ pub fn merge_reports(paths: &[PathBuf], args: &VerifyArgs) -> Result<u8> {
             _ => summary.skip += 1,
         }
     }
-    let failed = summary.fail > 0 || (args.strict && summary.warn > 0);
+    let failed = summary.fail > 0 || (strict && summary.warn > 0);
     let merged = serde_json::json!({
         "schema_version": crate::report::SCHEMA_VERSION,
         "tool": { "name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION") },
@@ -224,12 +223,12 @@ pub fn merge_reports(paths: &[PathBuf], args: &VerifyArgs) -> Result<u8> {
         "summary": summary,
         "verdict": if failed { "fail" } else { "pass" },
     });
-    match args.format {
-        crate::cli::Format::Json => println!(
+    match format {
+        Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(&merged).expect("JSON value")
         ),
-        crate::cli::Format::Human => {
+        Format::Human => {
             for a in merged["artifacts"].as_array().into_iter().flatten() {
                 let worst = a["checks"]
                     .as_array()

@@ -1,7 +1,7 @@
 //! Verifies image inputs: integrity, platform truth per image, index checks, and a run of each
 //! platform's entrypoint from its own rootfs.
 
-use super::{Options, expected_output, progress, run_elf};
+use super::{expected_output, progress, run_elf};
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::image as checks;
 use crate::check::run::check_run;
@@ -13,6 +13,7 @@ use crate::platform::Platform;
 use crate::report::{Artifact, ImageReport, Outlier};
 use crate::rootfs::{Root, RootOrigin};
 use crate::run::{self, RunReport};
+use crate::settings::Settings;
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -32,9 +33,9 @@ fn expected_of(image: &ImageFacts, truth: Option<Platform>) -> Option<Expected> 
     }
 }
 
-pub fn verify_set(set: &ImageSet, options: &Options, spill: Option<&Path>) -> Vec<Artifact> {
+pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> Vec<Artifact> {
     let input = set.path.display().to_string();
-    let overrides = options.config.emulator_overrides();
+    let overrides = options.emulators.clone();
     let selected: Vec<&ImageFacts> = set
         .images
         .iter()
@@ -73,7 +74,7 @@ fn image_artifact(
     input: &str,
     set: &ImageSet,
     image: &ImageFacts,
-    options: &Options,
+    options: &Settings,
     overrides: &run::EmulatorOverrides,
     spill: Option<&Path>,
 ) -> Artifact {
@@ -268,7 +269,7 @@ fn run_image(
     facts: &BinaryFacts,
     expected: &Expected,
     argv: &[String],
-    options: &Options,
+    options: &Settings,
     overrides: &run::EmulatorOverrides,
     spill: Option<&Path>,
 ) -> RunReport {
@@ -321,7 +322,7 @@ fn run_image(
 
 /// Index-level checks (duplicates, expected platforms, media types), when there is an index
 /// or the user named platforms to expect.
-fn index_artifact(input: &str, set: &ImageSet, options: &Options) -> Option<Artifact> {
+fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
     let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
     if !has_platforms && options.expects.is_empty() {
         return None;
@@ -351,7 +352,7 @@ fn index_artifact(input: &str, set: &ImageSet, options: &Options) -> Option<Arti
                     .or_else(|| checks::declared(&img.config.platform()))
             })
             .collect();
-        let expected: Vec<Platform> = options.expects.iter().map(|(_, p)| *p).collect();
+        let expected: Vec<Platform> = options.expects.iter().map(|e| e.platform).collect();
         results.push(checks::expected(&present, &expected, options.allow_extra));
     }
     Some(Artifact {

@@ -5,10 +5,9 @@ mod image;
 mod publish;
 
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
-use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, check_run, render};
+use crate::check::run::{OutputExpectation, check_run};
 use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
-use crate::cli::{Cli, ColorChoice, Command, Format, VerifyArgs};
-use crate::config::Config;
+use crate::cli::{Cli, Command, Format, ReportFormat, ReportSpec, VerifyFlags};
 use crate::discover::{Target, discover};
 use crate::error::{Error, Result, exit};
 use crate::inspect::closure::{ClosureFacts, FactCache, HostTree, resolve_closure};
@@ -17,10 +16,10 @@ use crate::platform::{ARCHES, Platform};
 use crate::report::{self, Artifact, ExpectedReport, Report};
 use crate::rootfs::{Root, RootOrigin};
 use crate::run::{self, Limits, RunReport};
+use crate::settings::{ExpectedPlatform, OutputSettings, Settings};
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub fn run(cli: Cli) -> Result<u8> {
     settle_allocator();
@@ -35,31 +34,33 @@ pub fn run(cli: Cli) -> Result<u8> {
             system,
             targets,
             attr,
-            common,
-        }) => build::build(&flake, system, &attr, &targets, &common.to_verify()),
+            verify,
+        }) => build::build(&flake, system, &attr, &targets, &verify),
         Some(Command::Gate {
             artifact,
             command,
-            common,
-        }) => publish::gate(&artifact, &command, &common.to_verify()),
+            verify,
+        }) => publish::gate(&artifact, &command, &verify),
         Some(Command::Push {
             artifact,
             reference,
             creds,
             plain_http,
             allow_remote_plain_http,
-            common,
+            verify,
         }) => publish::push(
             &artifact,
             &reference,
             creds.as_deref(),
             plain_http,
             allow_remote_plain_http,
-            &common.to_verify(),
+            &verify,
         ),
-        Some(Command::MergeReports { files, common }) => {
-            build::merge_reports(&files, &common.to_verify())
-        }
+        Some(Command::MergeReports {
+            files,
+            format,
+            strict,
+        }) => build::merge_reports(&files, format, strict),
         Some(Command::Assemble {
             output,
             layout,
@@ -67,31 +68,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             compression,
             fix_config,
             inputs,
-            expect,
-            format,
-            no_run,
-            config,
-            color,
+            verify,
         }) => {
-            let verify = VerifyArgs {
-                paths: Vec::new(),
-                expect,
-                format,
-                all: false,
-                sysroot: None,
-                strict: false,
-                no_run,
-                require_run: false,
-                expect_output: None,
-                expect_output_regex: None,
-                run_args: Vec::new(),
-                timeout: None,
-                platform: None,
-                allow_extra: false,
-                config,
-                color,
-                reports: Vec::new(),
-            };
+            let settings = Settings::resolve(&verify)?;
             let compression = match compression {
                 crate::cli::LayerCompression::Gzip => crate::image::Compression::Gzip,
                 crate::cli::LayerCompression::Zstd => crate::image::Compression::Zstd,
@@ -104,104 +83,37 @@ pub fn run(cli: Cli) -> Result<u8> {
                 tag,
                 compression,
                 fix_config,
-                mtime: std::env::var("SOURCE_DATE_EPOCH")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                mtime: settings.source_date_epoch.unwrap_or(0),
             };
-            assemble(&request, &verify)
+            assemble(&request, &settings)
         }
         None => {
-            if cli.verify.paths.is_empty() {
+            if cli.paths.is_empty() {
                 return Err(Error::Usage(
                     "nothing to verify: give a binary or directory (for example ./result), or run `mab-verify demo`; see --help".into(),
                 ));
             }
-            finish(&cli.verify)
+            let mut settings = Settings::resolve(&cli.verify)?;
+            settings.all = cli.all;
+            finish(&cli.paths, &settings)
         }
     }
 }
 
-/// Everything `verify` needs besides the targets, resolved from flags and `mab.toml`.
-#[derive(Clone)]
-pub struct Options {
-    pub expects: Vec<(String, Platform)>,
-    pub sysroot: Option<PathBuf>,
-    pub no_run: bool,
-    pub require_run: bool,
-    pub strict: bool,
-    pub config: Config,
-    pub cli_output: Option<String>,
-    pub cli_output_regex: Option<String>,
-    pub run_args: Vec<String>,
-    pub timeout: Option<f64>,
-    pub all: bool,
-    /// `--platform`: only this platform's image of an index.
-    pub platform_filter: Option<Platform>,
-    pub allow_extra: bool,
-    pub limits: crate::image::Limits,
-}
-
-impl Options {
-    pub fn from_args(args: &VerifyArgs) -> Result<Options> {
-        check_report_specs(args)?;
-        let config = Config::load(args.config.as_deref())?;
-        let limits = config.limits();
-        let mut expects = Vec::new();
-        for name in args.expect.iter().chain(&config.expect) {
-            expects.push((name.clone(), Platform::parse(name)?));
-        }
-        if let Some(s) = &args.sysroot
-            && !s.is_dir()
-        {
-            return Err(Error::input(
-                s,
-                "--sysroot must be a directory (the target's root, for example /usr/aarch64-linux-gnu)",
-            ));
-        }
-        if let Some(t) = args.timeout
-            && !(t > 0.0 && t.is_finite())
-        {
-            return Err(Error::Usage(format!(
-                "--timeout {t}: give a positive number of seconds"
-            )));
-        }
-        Ok(Options {
-            expects,
-            sysroot: args.sysroot.clone(),
-            no_run: args.no_run,
-            require_run: args.require_run,
-            strict: args.strict,
-            config,
-            cli_output: args.expect_output.clone(),
-            cli_output_regex: args.expect_output_regex.clone(),
-            run_args: args.run_args.clone(),
-            timeout: args.timeout,
-            all: args.all,
-            platform_filter: args.platform.as_deref().map(Platform::parse).transpose()?,
-            allow_extra: args.allow_extra,
-            limits,
-        })
-    }
-}
-
-fn finish(args: &VerifyArgs) -> Result<u8> {
-    let options = Options::from_args(args)?;
-    let inputs: Vec<Input> = args
-        .paths
+fn finish(paths: &[PathBuf], options: &Settings) -> Result<u8> {
+    let inputs: Vec<Input> = paths
         .iter()
         .map(|p| Input {
             path: p.clone(),
             declared: None,
         })
         .collect();
-    let names = args.paths.iter().map(|p| p.display().to_string()).collect();
-    let (artifacts, missing) = verify_inputs(&inputs, &options)?;
+    let names = paths.iter().map(|p| p.display().to_string()).collect();
+    let (artifacts, missing) = verify_inputs(&inputs, options)?;
     conclude(
         Report::new(names, artifacts, options.strict),
         missing,
-        &options,
-        args,
+        options,
     )
 }
 
@@ -212,7 +124,7 @@ pub(crate) struct Input {
 }
 
 /// A directory for binaries read from image layers until their runs; removed when dropped.
-fn spill_dir(options: &Options) -> Result<Option<tempfile::TempDir>> {
+fn spill_dir(options: &Settings) -> Result<Option<tempfile::TempDir>> {
     if options.no_run {
         return Ok(None);
     }
@@ -230,7 +142,7 @@ fn spill_dir(options: &Options) -> Result<Option<tempfile::TempDir>> {
 /// platforms whose runs were skipped for want of an emulator.
 pub(crate) fn verify_inputs(
     inputs: &[Input],
-    options: &Options,
+    options: &Settings,
 ) -> Result<(Vec<Artifact>, Vec<String>)> {
     let spill = spill_dir(options)?;
     let spill_path = spill.as_ref().map(|d| d.path());
@@ -241,8 +153,11 @@ pub(crate) fn verify_inputs(
         let bad = |e: crate::image::ImageError| Error::input(p, e.to_string());
         // An image built for a known platform must be that platform: it is what index.expected checks.
         let set_options = match &input.declared {
-            Some(e) => Options {
-                expects: vec![(e.platform.oci(), e.platform)],
+            Some(e) => Settings {
+                expects: vec![ExpectedPlatform {
+                    name: e.platform.oci(),
+                    platform: e.platform,
+                }],
                 ..options.clone()
             },
             None => options.clone(),
@@ -296,13 +211,8 @@ pub(crate) fn verify_inputs(
 }
 
 /// Print the report and turn it into the exit code (3 for --require-run without emulators).
-pub(crate) fn conclude(
-    report: Report,
-    mut missing: Vec<String>,
-    options: &Options,
-    args: &VerifyArgs,
-) -> Result<u8> {
-    print_report(&report, args);
+pub(crate) fn conclude(report: Report, mut missing: Vec<String>, options: &Settings) -> Result<u8> {
+    print_report(&report, &options.output)?;
     if options.require_run && !missing.is_empty() {
         missing.sort();
         missing.dedup();
@@ -317,94 +227,67 @@ pub(crate) fn conclude(
     })
 }
 
-fn use_color(args: &VerifyArgs) -> bool {
-    match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    }
-}
-
 /// Print the report on stdout in `--format`, write every `--report FORMAT=FILE`, and in GitHub
 /// Actions add annotations and the Markdown audit to the step summary.
-pub(crate) fn print_report(report: &Report, args: &VerifyArgs) {
-    let text = match args.format {
+pub(crate) fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
+    let text = match output.format {
         Format::Json => report::json::render(report),
         Format::Human => report::human::render(
             report,
             report::human::Style {
-                color: use_color(args),
+                color: output.color,
             },
         ),
     };
     print!("{text}");
-    for spec in &args.reports {
+    let mut unwritten = None;
+    for spec in &output.reports {
         if let Err(e) = write_report(report, spec) {
-            eprintln!("mab-verify: {e}");
+            eprintln!("mab-verify: error: {e}");
+            unwritten.get_or_insert(e);
         }
     }
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+    if let Some(step_summary) = &output.github {
         let notes = report::github::annotations(report);
         // JSON on stdout must stay JSON; the runner reads commands from stderr too.
-        match args.format {
+        match output.format {
             Format::Json => eprint!("{notes}"),
             Format::Human => print!("{notes}"),
         }
-        if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        if let Some(summary) = step_summary {
             use std::io::Write;
             let appended = std::fs::OpenOptions::new()
                 .append(true)
                 .create(true)
-                .open(&summary)
+                .open(summary)
                 .and_then(|mut f| f.write_all(report::markdown::render(report).as_bytes()));
             if let Err(e) = appended {
                 eprintln!(
                     "mab-verify: cannot append to GITHUB_STEP_SUMMARY {}: {e}",
-                    PathBuf::from(summary).display()
+                    summary.display()
                 );
             }
         }
     }
-}
-
-/// `FORMAT=FILE`, checked up front by `check_report_specs`.
-fn write_report(report: &Report, spec: &str) -> Result<()> {
-    let (format, file) = spec
-        .split_once('=')
-        .ok_or_else(|| Error::Usage(format!("--report {spec}: write FORMAT=FILE")))?;
-    let text = match format {
-        "human" => report::human::render(report, report::human::Style { color: false }),
-        "json" => report::json::render(report),
-        "markdown" | "md" => report::markdown::render(report),
-        "junit" => report::junit::render(report),
-        other => {
-            return Err(Error::Usage(format!(
-                "--report {spec}: unknown format {other} (human, json, markdown, junit)"
-            )));
-        }
-    };
-    std::fs::write(file, text).map_err(|e| Error::Io {
-        context: format!("writing the {format} report to {file}"),
-        source: e,
-    })
-}
-
-/// Refuse a bad `--report` before any work is done.
-fn check_report_specs(args: &VerifyArgs) -> Result<()> {
-    for spec in &args.reports {
-        match spec.split_once('=') {
-            Some(("human" | "json" | "markdown" | "md" | "junit", file)) if !file.is_empty() => {}
-            _ => {
-                return Err(Error::Usage(format!(
-                    "--report {spec}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit"
-                )));
-            }
-        }
+    match unwritten {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// One `--report FORMAT=FILE`.
+fn write_report(report: &Report, spec: &ReportSpec) -> Result<()> {
+    let text = match spec.format {
+        ReportFormat::Human => report::human::render(report, report::human::Style { color: false }),
+        ReportFormat::Json => report::json::render(report),
+        ReportFormat::Markdown => report::markdown::render(report),
+        ReportFormat::Junit => report::junit::render(report),
+    };
+    std::fs::write(&spec.path, text).map_err(|source| Error::ReportWrite {
+        format: spec.format.as_str(),
+        path: spec.path.clone(),
+        source,
+    })
 }
 
 pub struct Outcome {
@@ -428,7 +311,7 @@ pub(crate) fn progress(message: &str) {
     }
 }
 
-pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> Outcome {
+pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Settings) -> Outcome {
     progress(&format!("inspecting {} binaries…", targets.len()));
     let mut cache = FactCache::default();
     let prepared: Vec<Prepared> = targets
@@ -446,7 +329,7 @@ pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> O
     if to_run > 0 {
         progress(&format!("running {to_run} binaries…"));
     }
-    let overrides = options.config.emulator_overrides();
+    let overrides = options.emulators.clone();
     let results: Vec<(Prepared, RunReport)> = prepared
         .into_par_iter()
         .map(|p| {
@@ -454,8 +337,12 @@ pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> O
             (p, run)
         })
         .collect();
+    let present: Vec<Platform> = results
+        .iter()
+        .filter_map(|(p, _)| p.facts.platform())
+        .collect();
     let mut missing = Vec::new();
-    let artifacts = results
+    let mut artifacts: Vec<Artifact> = results
         .into_iter()
         .map(|(p, run)| {
             if let (RunReport::Skipped { .. }, Some(e)) = (&run, &p.expected) {
@@ -466,9 +353,37 @@ pub fn verify(inputs: Vec<String>, targets: Vec<Target>, options: &Options) -> O
         .collect();
     missing.sort();
     missing.dedup();
+    if !options.expects.is_empty() && !artifacts.is_empty() {
+        artifacts.push(expected_set(&present, options));
+    }
     Outcome {
         report: Report::new(inputs, artifacts, options.strict),
         missing_emulators: missing,
+    }
+}
+
+/// `--expect` over binaries is a set, as over an index: every expected platform is among them.
+fn expected_set(present: &[Platform], options: &Settings) -> Artifact {
+    let expected: Vec<Platform> = options.expects.iter().map(|e| e.platform).collect();
+    Artifact {
+        path: "@expected".into(),
+        resolved_path: String::new(),
+        sha256: String::new(),
+        size: 0,
+        kind: "set",
+        platform: None,
+        expected: None,
+        facts: None,
+        image: None,
+        closure: None,
+        run: RunReport::NotRun {
+            reason: "a set of binaries has nothing to run".into(),
+        },
+        checks: vec![crate::check::image::expected(
+            present,
+            &expected,
+            options.allow_extra,
+        )],
     }
 }
 
@@ -483,7 +398,7 @@ fn settle_allocator() {
     }
 }
 
-fn prepare(target: Target, options: &Options, cache: &mut FactCache) -> Prepared {
+fn prepare(target: Target, options: &Settings, cache: &mut FactCache) -> Prepared {
     let facts = match inspect_file(&target.host_path) {
         Ok(facts) => facts,
         Err(e) => inspect_bytes(format!("unreadable: {e}").as_bytes()),
@@ -556,7 +471,7 @@ fn unidentified(target: &Target, facts: &BinaryFacts) -> Vec<CheckResult> {
 fn expected_for(
     target: &Target,
     facts: &BinaryFacts,
-    expects: &[(String, Platform)],
+    expects: &[ExpectedPlatform],
 ) -> Option<Expected> {
     if let Some(declared) = &target.declared {
         return Some(declared.clone());
@@ -564,13 +479,15 @@ fn expected_for(
     let own = facts.platform();
     if !expects.is_empty() {
         // Several --expect: each binary is held to the one naming its own row, else the first.
-        let (name, platform) = expects
+        let chosen = expects
             .iter()
-            .find(|(_, p)| own.is_some_and(|o| o.arch == p.arch && o.os == p.os))
+            .find(|e| own.is_some_and(|o| o.arch == e.platform.arch && o.os == e.platform.os))
             .unwrap_or(&expects[0]);
         return Some(Expected {
-            platform: *platform,
-            source: ExpectedSource::Flag { name: name.clone() },
+            platform: chosen.platform,
+            source: ExpectedSource::Flag {
+                name: chosen.name.clone(),
+            },
         });
     }
     if let Some(store) = &target.store
@@ -643,7 +560,7 @@ fn runnable(p: &Prepared) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn execute(p: &Prepared, options: &Options, overrides: &run::EmulatorOverrides) -> RunReport {
+fn execute(p: &Prepared, options: &Settings, overrides: &run::EmulatorOverrides) -> RunReport {
     if options.no_run {
         return RunReport::NotRun {
             reason: "--no-run".into(),
@@ -677,7 +594,7 @@ pub(crate) fn run_elf(
     elf: &crate::inspect::ElfFacts,
     closure: Option<&ClosureFacts>,
     platform: &Platform,
-    options: &Options,
+    options: &Settings,
     overrides: &run::EmulatorOverrides,
     image_args: Option<Vec<String>>,
     env: Vec<(String, String)>,
@@ -704,30 +621,13 @@ pub(crate) fn run_elf(
             hint: "pass --sysroot DIR".into(),
         };
     }
-    let per_platform = options.config.for_platform(platform);
-    let args = per_platform
-        .and_then(|c| c.args.clone())
-        .or_else(|| (!options.run_args.is_empty()).then(|| options.run_args.clone()))
-        .or_else(|| options.config.run.args.clone())
-        .or(image_args)
-        .unwrap_or_default();
+    let settings = options.run_for(platform);
+    let args = settings.args.clone().or(image_args).unwrap_or_default();
     let invocation = match run::plan(binary, elf, closure, &emulator, &args, env) {
         Ok(i) => i,
         Err(reason) => return RunReport::Failed { reason },
     };
-    let limits = Limits {
-        timeout: Duration::from_secs_f64(
-            options
-                .timeout
-                .or(per_platform.and_then(|c| c.timeout_secs))
-                .or(options.config.run.timeout_secs)
-                .unwrap_or(10.0),
-        ),
-        output_cap: per_platform
-            .and_then(|c| c.output_cap_bytes)
-            .or(options.config.run.output_cap_bytes)
-            .unwrap_or(Limits::default().output_cap),
-    };
+    let limits: Limits = settings.limits();
     let mut command = vec![invocation.program.display().to_string()];
     command.extend(invocation.args.iter().cloned());
     match run::exec::run_bounded(&invocation, limits) {
@@ -742,50 +642,22 @@ pub(crate) fn run_elf(
     }
 }
 
-fn output_expectation(p: &Prepared, options: &Options) -> OutputExpectation {
+fn output_expectation(p: &Prepared, options: &Settings) -> OutputExpectation {
     let Some(expected) = &p.expected else {
         return OutputExpectation::Nothing;
     };
     expected_output(&expected.platform, store_version(p), options)
 }
 
-/// The output a binary of `platform` must print, from flags, `mab.toml` or the default.
+/// The output a binary of `platform` must print.
 pub(crate) fn expected_output(
     platform: &Platform,
     found_version: Option<String>,
-    options: &Options,
+    options: &Settings,
 ) -> OutputExpectation {
-    let per_platform = options.config.for_platform(platform);
-    let pick = |f: fn(&crate::config::RunConfig) -> Option<String>| {
-        per_platform.and_then(f).or_else(|| f(&options.config.run))
-    };
-    let version = per_platform
-        .and_then(|c| c.version.clone())
-        .or_else(|| options.config.run.version.clone())
-        .or(found_version);
-    let fill = |t: &str| render(t, platform, version.as_deref());
-    if let Some(re) = options
-        .cli_output_regex
-        .clone()
-        .or_else(|| pick(|c| c.expect_output_regex.clone()))
-    {
-        return OutputExpectation::Regex(fill(&re));
-    }
-    let template = options
-        .cli_output
-        .clone()
-        .or_else(|| pick(|c| c.expect_output.clone()))
-        .unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
-    if template == "none" {
-        return OutputExpectation::Nothing;
-    }
-    let filled = fill(&template);
-    if filled.contains("{version}") {
-        // No version known: accept any single word there, exactly elsewhere.
-        let parts: Vec<String> = filled.split("{version}").map(regex::escape).collect();
-        return OutputExpectation::Regex(format!("^{}$", parts.join(r"\S+")));
-    }
-    OutputExpectation::Exact(filled)
+    options
+        .run_for(platform)
+        .expectation(platform, found_version)
 }
 
 /// `1.0.0` from a store name `<hash>-multi-arch-demo-aarch64-unknown-linux-gnu-1.0.0`.
@@ -798,7 +670,7 @@ fn store_version(p: &Prepared) -> Option<String> {
         .map(|_| last.to_string())
 }
 
-fn artifact(p: Prepared, run: RunReport, options: &Options) -> Artifact {
+fn artifact(p: Prepared, run: RunReport, options: &Settings) -> Artifact {
     let mut checks = p.checks.clone();
     if let Some(expected) = &p.expected {
         let mut run_checks = check_run(&run, expected, &output_expectation(&p, options));
@@ -833,7 +705,8 @@ fn artifact(p: Prepared, run: RunReport, options: &Options) -> Artifact {
     }
 }
 
-fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
+fn demo(out: Option<PathBuf>, flags: &VerifyFlags) -> Result<u8> {
+    let options = Settings::resolve(flags)?;
     let temp;
     let out_dir = match out {
         Some(d) => d,
@@ -888,14 +761,13 @@ fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
             hint: "run ./scripts/setup (apt-get installs the toolchains and qemu-user)".into(),
         });
     }
-    let options = Options::from_args(args)?;
     let artifacts = verify(vec![], targets, &options).report.artifacts;
     let report = Report::new(
         vec![out_dir.display().to_string()],
         artifacts,
         options.strict,
     );
-    print_report(&report, args);
+    print_report(&report, &options.output)?;
     Ok(match report.verdict {
         report::Verdict::Pass => exit::OK,
         report::Verdict::Fail => exit::CHECK_FAILED,
@@ -904,9 +776,8 @@ fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
 
 /// `assemble`: stage next to the output, verify what was staged with the full image checks,
 /// and only then move it into place.
-fn assemble(request: &crate::assemble::Request, args: &VerifyArgs) -> Result<u8> {
+fn assemble(request: &crate::assemble::Request, options: &Settings) -> Result<u8> {
     use crate::assemble::AssembleError;
-    let options = Options::from_args(args)?;
     let parent = match request.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -958,14 +829,14 @@ fn assemble(request: &crate::assemble::Request, args: &VerifyArgs) -> Result<u8>
         tee: None,
     };
     let set = crate::image::read(staged, source, format, &mut read).map_err(bad)?;
-    let mut artifacts = image::verify_set(&set, &options, spill.as_ref().map(|d| d.path()));
+    let mut artifacts = image::verify_set(&set, options, spill.as_ref().map(|d| d.path()));
     let shown = request.output.display().to_string();
     for a in &mut artifacts {
         a.path = a.path.replacen(&staged.display().to_string(), &shown, 1);
         a.resolved_path = shown.clone();
     }
     let report = Report::new(vec![shown.clone()], artifacts, options.strict);
-    print_report(&report, args);
+    print_report(&report, &options.output)?;
     if report.verdict == report::Verdict::Fail {
         eprintln!(
             "mab-verify: the assembled image does not verify; nothing was written to {shown}"

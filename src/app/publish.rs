@@ -1,9 +1,10 @@
 //! `gate` and `push`: nothing unverified is published, and exactly the verified bytes are.
 
-use super::{Input, Options, print_report, verify_inputs};
-use crate::cli::VerifyArgs;
+use super::{Input, print_report, verify_inputs};
+use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
 use crate::report::{Report, Verdict};
+use crate::settings::{Settings, env};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
@@ -59,7 +60,7 @@ fn hash_file(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
 
 /// The digest a registry will know the artifact by: the one manifest or index `index.json`
 /// names, else the bytes' fingerprint (docker-archives, binaries).
-pub(crate) fn root_digest(path: &Path, options: &Options) -> Result<String> {
+pub(crate) fn root_digest(path: &Path, options: &Settings) -> Result<String> {
     if let Ok(Some((source, _))) = crate::image::detect(path, &options.limits)
         && let Ok(Some(bytes)) =
             source.read_doc("index.json", "index.json", options.limits.max_json)
@@ -73,7 +74,7 @@ pub(crate) fn root_digest(path: &Path, options: &Options) -> Result<String> {
 }
 
 /// Verify one artifact as `mab-verify PATH` would and print its report.
-fn verify_one(artifact: &Path, options: &Options, args: &VerifyArgs) -> Result<Report> {
+fn verify_one(artifact: &Path, options: &Settings) -> Result<Report> {
     let input = Input {
         path: artifact.to_path_buf(),
         declared: None,
@@ -84,21 +85,21 @@ fn verify_one(artifact: &Path, options: &Options, args: &VerifyArgs) -> Result<R
         artifacts,
         options.strict,
     );
-    print_report(&report, args);
+    print_report(&report, &options.output)?;
     Ok(report)
 }
 
 /// Verify, then run the command only on a pass, with the verified digest, the report and the
 /// platforms in its environment, refusing if the artifact changed in between.
-pub fn gate(artifact: &Path, command: &[String], args: &VerifyArgs) -> Result<u8> {
-    let options = Options::from_args(args)?;
+pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<u8> {
+    let options = Settings::resolve(flags)?;
     let Some((program, rest)) = command.split_first() else {
         return Err(Error::Usage(
             "gate needs a command after --: mab-verify gate ARTIFACT -- CMD ARGS…".into(),
         ));
     };
     let before = fingerprint(artifact)?;
-    let report = verify_one(artifact, &options, args)?;
+    let report = verify_one(artifact, &options)?;
     if report.verdict == Verdict::Fail {
         eprintln!(
             "mab-verify gate: {} did not verify; not running {program}",
@@ -139,9 +140,9 @@ pub fn gate(artifact: &Path, command: &[String], args: &VerifyArgs) -> Result<u8
     }
     let status = std::process::Command::new(program)
         .args(rest)
-        .env("MAB_VERIFIED_DIGEST", &digest)
-        .env("MAB_REPORT", report_file.path())
-        .env("MAB_PLATFORMS", platforms.join(","))
+        .env(env::VERIFIED_DIGEST, &digest)
+        .env(env::REPORT, report_file.path())
+        .env(env::PLATFORMS, platforms.join(","))
         .status()
         .map_err(|e| Error::Usage(format!("gate: cannot run {program}: {e}")))?;
     use std::os::unix::process::ExitStatusExt;
@@ -175,10 +176,10 @@ pub fn push(
     creds: Option<&str>,
     plain_http: bool,
     remote_plain_http: bool,
-    args: &VerifyArgs,
+    flags: &VerifyFlags,
 ) -> Result<u8> {
     use crate::publish::{auth, registry};
-    let options = Options::from_args(args)?;
+    let options = Settings::resolve(flags)?;
     let target: registry::Reference = reference
         .parse()
         .map_err(|e: registry::PushError| Error::Usage(e.to_string()))?;
@@ -191,7 +192,7 @@ pub fn push(
     let credentials = auth::resolve_credentials(&target.registry, creds)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let before = fingerprint(artifact)?;
-    let report = verify_one(artifact, &options, args)?;
+    let report = verify_one(artifact, &options)?;
     if report.verdict == Verdict::Fail {
         eprintln!(
             "mab-verify push: {} did not verify; nothing was pushed",

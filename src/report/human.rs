@@ -107,13 +107,13 @@ fn only_binaries(report: &Report) -> bool {
     report
         .artifacts
         .iter()
-        .all(|a| a.image.is_none() && a.kind != "index")
+        .all(|a| a.image.is_none() && !matches!(a.kind, "index" | "set"))
 }
 
 fn platform_cell(a: &Artifact) -> String {
     match (&a.platform, a.kind) {
         (Some(p), _) => p.clone(),
-        (None, "index") => "-".to_string(),
+        (None, "index" | "set") => "-".to_string(),
         (None, _) => "?".to_string(),
     }
 }
@@ -145,7 +145,7 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
         _ => style.status(Status::Pass, "✓"),
     };
     let _ = writeln!(out, "{mark} {}", a.path);
-    if a.kind != "index" {
+    if !matches!(a.kind, "index" | "set") {
         match &a.expected {
             Some(e) => {
                 let _ = writeln!(

@@ -143,9 +143,9 @@ impl Report {
 }
 
 fn timestamp() -> String {
-    let when = std::env::var("SOURCE_DATE_EPOCH")
+    let when = crate::settings::env::source_date_epoch()
         .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .flatten()
         .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .unwrap_or_else(std::time::SystemTime::now);
     humantime::format_rfc3339_seconds(when).to_string()

@@ -1,0 +1,471 @@
+//! Flags, `mab.toml` and the environment resolved once into one validated `Settings` value.
+//!
+//! One precedence everywhere: flag > `mab.toml` platform table > `mab.toml` top level >
+//! default. Every value is checked here; an invalid one is exit 2 naming the key or flag and
+//! the allowed range. Stages downstream take `Settings` / `RunSettings`, never raw flags or
+//! config.
+
+use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, render};
+use crate::cli::{ColorChoice, Format, ReportSpec, VerifyFlags};
+use crate::config::{Config, Number, RunConfig};
+use crate::error::{Error, Result};
+use crate::platform::{ARCHES, Platform};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every environment variable the tool reads (README "Environment").
+pub mod env {
+    /// Seconds since the epoch for archive timestamps and `generated_at`.
+    pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+    /// Non-empty: no colour, whatever the terminal.
+    pub const NO_COLOR: &str = "NO_COLOR";
+    /// Non-empty and not `0`: colour even when stdout is not a terminal.
+    pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
+    /// `true`: add GitHub annotations and the step summary.
+    pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+    /// The file GitHub Actions shows as the step summary.
+    pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+    /// Where `qemu-<arch>` and the demo's compilers are looked up.
+    pub const PATH: &str = "PATH";
+    /// `MAB_QEMU_<ARCH>` (`MAB_QEMU_AARCH64`): the emulator of one row (read by `run`, named
+    /// by `Arch::qemu_env_var`).
+    pub const QEMU_PREFIX: &str = "MAB_QEMU_";
+    /// Registry credentials for `push` (read by `publish::auth`).
+    pub const REGISTRY_USER: &str = "MAB_REGISTRY_USER";
+    pub const REGISTRY_PASSWORD: &str = "MAB_REGISTRY_PASSWORD";
+    /// A containers-auth.json file for `push` (read by `publish::auth`).
+    pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+    /// Values the gated command receives (written, not read).
+    pub const VERIFIED_DIGEST: &str = "MAB_VERIFIED_DIGEST";
+    pub const REPORT: &str = "MAB_REPORT";
+    pub const PLATFORMS: &str = "MAB_PLATFORMS";
+
+    /// `SOURCE_DATE_EPOCH`, or `None` when unset. A malformed value is refused by
+    /// `Settings::resolve`, so later readers may ignore it.
+    pub fn source_date_epoch() -> std::result::Result<Option<u64>, String> {
+        match std::env::var(SOURCE_DATE_EPOCH) {
+            Err(_) => Ok(None),
+            Ok(v) if v.trim().is_empty() => Ok(None),
+            Ok(v) => v.trim().parse().map(Some).map_err(|_| v),
+        }
+    }
+}
+
+/// Longest run a timeout may allow: a day.
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
+/// Largest stdout/stderr capture per run: 1 GiB.
+pub const MAX_OUTPUT_CAP: i64 = 1 << 30;
+/// Template placeholders `check::run::render` fills in.
+pub const PLACEHOLDERS: &[&str] = &["os", "arch", "oci_arch", "variant", "triple", "version"];
+
+/// A platform the artifacts must be, and the name it was given by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedPlatform {
+    pub name: String,
+    pub platform: Platform,
+}
+
+/// Everything a verifying command needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--expect`, else `mab.toml` `expect`: every one must be present.
+    pub expects: Vec<ExpectedPlatform>,
+    /// `--platform`: only this platform's image of an index.
+    pub platform_filter: Option<Platform>,
+    pub allow_extra: bool,
+    pub sysroot: Option<PathBuf>,
+    pub no_run: bool,
+    pub require_run: bool,
+    pub strict: bool,
+    /// `--all`: every ELF file of a directory, not only its programs.
+    pub all: bool,
+    pub limits: crate::image::Limits,
+    /// `[qemu]` of `mab.toml`.
+    pub emulators: crate::run::EmulatorOverrides,
+    pub build: BuildSettings,
+    pub output: OutputSettings,
+    /// `SOURCE_DATE_EPOCH`, validated.
+    pub source_date_epoch: Option<u64>,
+    pub(crate) run: RunLayers,
+}
+
+/// `[build]` of `mab.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSettings {
+    pub targets: Option<Vec<String>>,
+    pub platforms: BTreeMap<String, String>,
+}
+
+/// Where the report goes.
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    pub format: Format,
+    pub color: bool,
+    pub reports: Vec<ReportSpec>,
+    /// Running in GitHub Actions: annotations, and the step summary file if one is named.
+    pub github: Option<Option<PathBuf>>,
+}
+
+/// The run settings of one platform, every layer applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    /// Arguments for the binary; `None` leaves an image's own Cmd arguments in force.
+    pub args: Option<Vec<String>>,
+    pub timeout: Duration,
+    pub output_cap: usize,
+    pub output: OutputRule,
+    pub version: Option<String>,
+}
+
+/// What stdout must be, before the platform's values are filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputRule {
+    Template(String),
+    Regex(String),
+}
+
+/// One source of run settings: the flags, a platform table, or `[run]`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunLayer {
+    args: Option<Vec<String>>,
+    output: Option<OutputRule>,
+    timeout: Option<Duration>,
+    output_cap: Option<usize>,
+    version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunLayers {
+    flags: RunLayer,
+    platforms: Vec<(Platform, RunLayer)>,
+    top: RunLayer,
+}
+
+impl Settings {
+    /// Load the config the flags name and resolve everything.
+    pub fn resolve(flags: &VerifyFlags) -> Result<Settings> {
+        let config = Config::load(flags.config.as_deref())?;
+        let place = match &flags.config {
+            Some(p) => p.display().to_string(),
+            None => "mab.toml".to_string(),
+        };
+        Settings::from_parts(flags, &config, &place)
+    }
+
+    /// Resolve `flags` over an already parsed `config` (`place` names it in errors).
+    pub fn from_parts(flags: &VerifyFlags, config: &Config, place: &str) -> Result<Settings> {
+        let source_date_epoch = env::source_date_epoch().map_err(|value| Error::Setting {
+            key: env::SOURCE_DATE_EPOCH.into(),
+            value,
+            place: "environment".into(),
+            allowed: "a whole number of seconds since 1970-01-01".into(),
+        })?;
+        let names: &[String] = if flags.expect.is_empty() {
+            &config.expect
+        } else {
+            &flags.expect
+        };
+        let expects = names
+            .iter()
+            .map(|name| {
+                Ok(ExpectedPlatform {
+                    name: name.clone(),
+                    platform: Platform::parse(name)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(s) = &flags.sysroot
+            && !s.is_dir()
+        {
+            return Err(Error::input(
+                s,
+                "--sysroot must be a directory (the target's root, for example /usr/aarch64-linux-gnu)",
+            ));
+        }
+        let flag_layer = RunLayer {
+            args: (!flags.run_args.is_empty()).then(|| flags.run_args.clone()),
+            output: match (&flags.expect_output_regex, &flags.expect_output) {
+                (Some(re), _) => Some(OutputRule::Regex(re.clone())),
+                (None, Some(t)) => Some(OutputRule::Template(t.clone())),
+                (None, None) => None,
+            },
+            timeout: flags
+                .timeout
+                .map(|t| seconds_f64("--timeout", t, "command line"))
+                .transpose()?,
+            output_cap: None,
+            version: None,
+        };
+        let flag_key = match flag_layer.output {
+            Some(OutputRule::Regex(_)) => "--expect-output-regex",
+            _ => "--expect-output",
+        };
+        validate_output(flag_key, flag_layer.output.as_ref(), None, "command line")?;
+        let top = config_layer("run", &config.run, place, None)?;
+        let mut platforms = Vec::new();
+        for (name, section) in &config.platform {
+            let platform = Platform::parse(name)?;
+            let layer = config_layer(
+                &format!("platform.\"{name}\""),
+                section,
+                place,
+                Some(&platform),
+            )?;
+            platforms.push((platform, layer));
+        }
+        Ok(Settings {
+            expects,
+            platform_filter: flags.platform.as_deref().map(Platform::parse).transpose()?,
+            allow_extra: flags.allow_extra,
+            sysroot: flags.sysroot.clone(),
+            no_run: flags.no_run,
+            require_run: flags.require_run,
+            strict: flags.strict,
+            all: false,
+            limits: limits(config, place)?,
+            emulators: config.emulator_overrides(),
+            build: BuildSettings {
+                targets: config.build.targets.clone(),
+                platforms: config.build.platforms.clone(),
+            },
+            output: OutputSettings {
+                format: flags.format,
+                color: use_color(flags.color),
+                reports: flags.reports.clone(),
+                github: (std::env::var(env::GITHUB_ACTIONS).is_ok_and(|v| v == "true"))
+                    .then(|| std::env::var_os(env::GITHUB_STEP_SUMMARY).map(PathBuf::from)),
+            },
+            source_date_epoch,
+            run: RunLayers {
+                flags: flag_layer,
+                platforms,
+                top,
+            },
+        })
+    }
+
+    /// The run settings for `platform`: flag > its platform table > `[run]` > default.
+    pub fn run_for(&self, platform: &Platform) -> RunSettings {
+        let table = self
+            .run
+            .platforms
+            .iter()
+            .find(|(p, _)| p.arch == platform.arch && p.os == platform.os)
+            .map(|(_, l)| l);
+        let layers: Vec<&RunLayer> = [Some(&self.run.flags), table, Some(&self.run.top)]
+            .into_iter()
+            .flatten()
+            .collect();
+        fn first<T: Clone>(layers: &[&RunLayer], f: impl Fn(&RunLayer) -> Option<T>) -> Option<T> {
+            layers.iter().find_map(|l| f(l))
+        }
+        RunSettings {
+            args: first(&layers, |l| l.args.clone()),
+            timeout: first(&layers, |l| l.timeout)
+                .unwrap_or(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS)),
+            output_cap: first(&layers, |l| l.output_cap)
+                .unwrap_or(crate::run::Limits::default().output_cap),
+            output: first(&layers, |l| l.output.clone())
+                .unwrap_or_else(|| OutputRule::Template(DEFAULT_TEMPLATE.to_string())),
+            version: first(&layers, |l| l.version.clone()),
+        }
+    }
+}
+
+impl RunSettings {
+    /// The output a binary of `platform` must print; `found_version` (from a store name)
+    /// stands in when no version is configured.
+    pub fn expectation(
+        &self,
+        platform: &Platform,
+        found_version: Option<String>,
+    ) -> OutputExpectation {
+        let version = self.version.clone().or(found_version);
+        let fill = |t: &str| render(t, platform, version.as_deref());
+        let template = match &self.output {
+            OutputRule::Regex(re) => return OutputExpectation::Regex(fill(re)),
+            OutputRule::Template(t) if t == "none" => return OutputExpectation::Nothing,
+            OutputRule::Template(t) => t,
+        };
+        let filled = fill(template);
+        if filled.contains("{version}") {
+            // No version known: accept any single word there, exactly elsewhere.
+            let parts: Vec<String> = filled.split("{version}").map(regex::escape).collect();
+            return OutputExpectation::Regex(format!("^{}$", parts.join(r"\S+")));
+        }
+        OutputExpectation::Exact(filled)
+    }
+
+    pub fn limits(&self) -> crate::run::Limits {
+        crate::run::Limits {
+            timeout: self.timeout,
+            output_cap: self.output_cap,
+        }
+    }
+}
+
+fn config_layer(
+    section: &str,
+    c: &RunConfig,
+    place: &str,
+    platform: Option<&Platform>,
+) -> Result<RunLayer> {
+    let key = |name: &str| format!("{section}.{name}");
+    let output = match (&c.expect_output_regex, &c.expect_output) {
+        (Some(re), _) => Some(OutputRule::Regex(re.clone())),
+        (None, Some(t)) => Some(OutputRule::Template(t.clone())),
+        (None, None) => None,
+    };
+    let output_key = match output {
+        Some(OutputRule::Regex(_)) => key("expect_output_regex"),
+        _ => key("expect_output"),
+    };
+    validate_output(&output_key, output.as_ref(), platform, place)?;
+    Ok(RunLayer {
+        args: c.args.clone(),
+        output,
+        timeout: c
+            .timeout_secs
+            .as_ref()
+            .map(|v| seconds(&key("timeout_secs"), v, place))
+            .transpose()?,
+        output_cap: c
+            .output_cap_bytes
+            .as_ref()
+            .map(|v| count(&key("output_cap_bytes"), v, place, 1, MAX_OUTPUT_CAP))
+            .transpose()?
+            .map(|n| n as usize),
+        version: c.version.clone(),
+    })
+}
+
+fn limits(config: &Config, place: &str) -> Result<crate::image::Limits> {
+    let d = crate::image::Limits::default();
+    let l = &config.limits;
+    let get = |name: &str, v: &Option<Number>, max: i64, default: u64| -> Result<u64> {
+        match v {
+            None => Ok(default),
+            Some(v) => count(&format!("limits.{name}"), v, place, 1, max).map(|n| n as u64),
+        }
+    };
+    Ok(crate::image::Limits {
+        max_uncompressed: get(
+            "max_uncompressed_bytes",
+            &l.max_uncompressed_bytes,
+            1 << 50,
+            d.max_uncompressed,
+        )?,
+        max_json: get("max_json_bytes", &l.max_json_bytes, 1 << 30, d.max_json)?,
+        max_nesting: get("max_nesting", &l.max_nesting, 64, d.max_nesting as u64)? as usize,
+        max_binary_bytes: get(
+            "max_binary_bytes",
+            &l.max_binary_bytes,
+            1 << 40,
+            d.max_binary_bytes,
+        )?,
+    })
+}
+
+fn seconds_range() -> String {
+    format!("a number of seconds greater than 0 and at most {MAX_TIMEOUT_SECS}")
+}
+
+fn seconds_f64(key: &str, t: f64, place: &str) -> Result<Duration> {
+    if t > 0.0 && t <= MAX_TIMEOUT_SECS {
+        return Ok(Duration::from_secs_f64(t));
+    }
+    Err(Error::Setting {
+        key: key.into(),
+        value: t.to_string(),
+        place: place.into(),
+        allowed: seconds_range(),
+    })
+}
+
+fn seconds(key: &str, v: &Number, place: &str) -> Result<Duration> {
+    let t = match v {
+        toml::Value::Float(f) => *f,
+        toml::Value::Integer(i) => *i as f64,
+        other => {
+            return Err(Error::Setting {
+                key: key.into(),
+                value: other.to_string(),
+                place: place.into(),
+                allowed: seconds_range(),
+            });
+        }
+    };
+    seconds_f64(key, t, place)
+}
+
+fn count(key: &str, v: &Number, place: &str, min: i64, max: i64) -> Result<i64> {
+    match v {
+        toml::Value::Integer(i) if (min..=max).contains(i) => Ok(*i),
+        other => Err(Error::Setting {
+            key: key.into(),
+            value: other.to_string(),
+            place: place.into(),
+            allowed: format!("a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+/// Templates name only known placeholders; regexes compile once filled in.
+fn validate_output(
+    key: &str,
+    rule: Option<&OutputRule>,
+    platform: Option<&Platform>,
+    place: &str,
+) -> Result<()> {
+    let Some(rule) = rule else { return Ok(()) };
+    let text = match rule {
+        OutputRule::Template(t) | OutputRule::Regex(t) => t,
+    };
+    let bad = |allowed: String| Error::Setting {
+        key: key.into(),
+        value: format!("{text:?}"),
+        place: place.into(),
+        allowed,
+    };
+    let placeholder = regex::Regex::new(r"\{([A-Za-z_]+)\}").expect("a valid regex");
+    for m in placeholder.captures_iter(text) {
+        if !PLACEHOLDERS.contains(&&m[1]) {
+            return Err(bad(format!(
+                "a text with only the placeholders {} ({{{}}} is none of them)",
+                PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                &m[1]
+            )));
+        }
+    }
+    if let OutputRule::Regex(re) = rule {
+        let sample = platform.copied().unwrap_or(Platform::linux(&ARCHES[0]));
+        if let Err(e) = regex::Regex::new(&render(re, &sample, Some("1.0.0"))) {
+            return Err(bad(format!("a valid regular expression ({e})")));
+        }
+    }
+    Ok(())
+}
+
+/// `--color`, then `NO_COLOR`, then `CLICOLOR_FORCE`, then whether stdout is a terminal.
+fn use_color(choice: ColorChoice) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if std::env::var_os(env::NO_COLOR).is_some_and(|v| !v.is_empty()) => {
+            false
+        }
+        ColorChoice::Auto if set(env::CLICOLOR_FORCE) => true,
+        ColorChoice::Auto => std::io::stdout().is_terminal(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
