@@ -1,9 +1,9 @@
 //! mab-verify: prove that every platform's build of a cross-compiled program is what it claims.
 
-pub mod app;
 pub mod assemble;
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod discover;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod image;
 pub mod inspect;
 pub mod nix;
+pub mod pipeline;
 pub mod platform;
 pub mod publish;
 pub mod redact;

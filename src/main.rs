@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = mab_verify::cli::Cli::parse();
-    match mab_verify::app::run(cli) {
+    match mab_verify::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("mab-verify: error: {e}");

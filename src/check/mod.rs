@@ -2,6 +2,7 @@
 
 pub mod elf;
 pub mod image;
+pub mod nix;
 pub mod run;
 
 use crate::platform::Platform;

@@ -1,17 +1,17 @@
-//! Verifies image inputs: integrity, platform truth per image, index checks, and a run of each
-//! platform's entrypoint from its own rootfs.
+//! Image sets: integrity, platform truth per image and the entrypoint's checks and run.
 
-use super::{expected_output, progress, run_elf};
+use super::execute::expected_output;
+use super::image_run::{TreeRef, run_image};
+use super::index::index_artifact;
+use super::progress;
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::image as checks;
 use crate::check::run::check_run;
 use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
 use crate::image::{Entrypoint, ImageFacts, ImageSet};
-use crate::inspect::BinaryFacts;
-use crate::inspect::closure::{ClosureFacts, FactCache, FactTree, HostTree, resolve_closure};
+use crate::inspect::closure::{ClosureFacts, resolve_closure};
 use crate::platform::Platform;
 use crate::report::{Artifact, ImageReport, Outlier};
-use crate::rootfs::{Root, RootOrigin};
 use crate::run::{self, RunReport};
 use crate::settings::Settings;
 use rayon::prelude::*;
@@ -241,193 +241,4 @@ fn image_artifact(
         run,
         checks: results,
     }
-}
-
-/// The view as a `FactTree` without handing out the image mutably.
-struct TreeRef<'a>(&'a crate::image::view::View);
-
-impl crate::rootfs::Tree for TreeRef<'_> {
-    fn node(&self, guest_path: &str) -> Option<crate::rootfs::NodeKind> {
-        self.0.node(guest_path)
-    }
-}
-
-impl FactTree for TreeRef<'_> {
-    fn facts(&mut self, canonical: &str) -> Option<BinaryFacts> {
-        self.0.facts_at(canonical).cloned()
-    }
-    fn root(&self) -> Root {
-        Root::new(&self.0.label, RootOrigin::Image)
-    }
-}
-
-/// Lay out the image's rootfs privately and run its entrypoint there, as a container would.
-#[allow(clippy::too_many_arguments)]
-fn run_image(
-    image: &ImageFacts,
-    entry_path: &str,
-    facts: &BinaryFacts,
-    expected: &Expected,
-    argv: &[String],
-    options: &Settings,
-    overrides: &run::EmulatorOverrides,
-    spill: Option<&Path>,
-) -> RunReport {
-    let Some(elf) = facts.elf() else {
-        return RunReport::NotRun {
-            reason: format!("a {} entrypoint cannot be run here", facts.kind()),
-        };
-    };
-    let Some(spill) = spill else {
-        return RunReport::NotRun {
-            reason: "binaries were not kept".into(),
-        };
-    };
-    let rootfs = match tempfile::Builder::new().prefix("mab-rootfs-").tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            return RunReport::Failed {
-                reason: format!("cannot create a temporary rootfs: {e}"),
-            };
-        }
-    };
-    if let Err(e) = crate::image::extract::materialize(&image.view, spill, rootfs.path()) {
-        return RunReport::Failed {
-            reason: format!("cannot lay out the rootfs: {e}"),
-        };
-    }
-    let root = Root::new(rootfs.path(), RootOrigin::Image);
-    let mut cache = FactCache::default();
-    let closure = resolve_closure(
-        elf,
-        entry_path,
-        expected.platform.arch,
-        &mut HostTree {
-            root: &root,
-            cache: &mut cache,
-        },
-    );
-    let binary = rootfs.path().join(entry_path.trim_start_matches('/'));
-    run_elf(
-        &binary,
-        elf,
-        Some(&closure),
-        &expected.platform,
-        options,
-        overrides,
-        Some(argv[1..].to_vec()),
-        image.env(),
-    )
-}
-
-/// Index-level checks (duplicates, expected platforms, media types), when there is an index
-/// or the user named platforms to expect.
-fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
-    let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
-    if !has_platforms && options.expects.is_empty() {
-        return None;
-    }
-    let mut results = Vec::new();
-    let index_blobs: Vec<_> = set
-        .blobs
-        .iter()
-        .filter(|b| b.role == "index")
-        .cloned()
-        .collect();
-    if !index_blobs.is_empty() {
-        results.extend(checks::blobs(&index_blobs));
-    }
-    if has_platforms {
-        results.push(checks::duplicates(&set.entries));
-        results.push(checks::media_types(&set.entries));
-    }
-    if !options.expects.is_empty() {
-        let present: Vec<Platform> = set
-            .images
-            .iter()
-            .filter_map(|img| {
-                img.index_platform
-                    .as_ref()
-                    .and_then(checks::declared)
-                    .or_else(|| checks::declared(&img.config.platform()))
-            })
-            .collect();
-        let expected: Vec<Platform> = options.expects.iter().map(|e| e.platform).collect();
-        results.push(checks::expected(&present, &expected, options.allow_extra));
-    }
-    Some(Artifact {
-        path: format!("{input}@index"),
-        resolved_path: input.to_string(),
-        sha256: String::new(),
-        size: 0,
-        kind: "index",
-        platform: None,
-        expected: None,
-        facts: None,
-        image: None,
-        closure: None,
-        run: RunReport::NotRun {
-            reason: "an index has nothing to run".into(),
-        },
-        checks: results,
-    })
-}
-
-/// The images a push script names, read as the one index `podman manifest create` would make
-/// of them: each listed under its config's platform, as podman does.
-pub fn read_push_script(
-    input: &Path,
-    script: &crate::image::script::PushScript,
-    read: &mut crate::image::ReadOptions<'_>,
-) -> crate::error::Result<ImageSet> {
-    let mut set = ImageSet {
-        path: input.to_path_buf(),
-        format: crate::image::Format::DockerArchive,
-        entries: Vec::new(),
-        images: Vec::new(),
-        blobs: Vec::new(),
-    };
-    for archive in &script.archives {
-        let named = |e: crate::image::ImageError| {
-            crate::error::Error::input(
-                &script.script,
-                format!("docker-archive:{}: {e}", archive.display()),
-            )
-        };
-        if !archive.exists() {
-            return Err(crate::error::Error::input(
-                &script.script,
-                format!(
-                    "names docker-archive:{}, which does not exist; build the images first (nix build)",
-                    archive.display()
-                ),
-            ));
-        }
-        let (source, format) = crate::image::detect(archive, read.limits)
-            .map_err(named)?
-            .ok_or_else(|| {
-                crate::error::Error::input(
-                    &script.script,
-                    format!(
-                        "docker-archive:{} is not an image archive",
-                        archive.display()
-                    ),
-                )
-            })?;
-        let one = crate::image::read(archive, source, format, read).map_err(named)?;
-        for (n, mut img) in one.images.into_iter().enumerate() {
-            img.manifest_digest = format!("{}#{n}", archive.display());
-            let listed = img.config.platform();
-            img.index_platform = Some(listed.clone());
-            set.entries.push(crate::image::IndexEntry {
-                digest: img.manifest_digest.clone(),
-                media_type: crate::image::docs::DOCKER_MANIFEST.into(),
-                platform: Some(listed),
-                listed_in: crate::image::docs::DOCKER_LIST.into(),
-            });
-            set.images.push(img);
-        }
-        set.blobs.extend(one.blobs);
-    }
-    Ok(set)
 }

@@ -1,0 +1,73 @@
+//! `gate ARTIFACT -- CMD`: verify, then run the publishing command only on a pass, with what was verified.
+
+use crate::cli::VerifyFlags;
+use crate::error::{Error, Result, exit};
+use crate::pipeline::fingerprint::{fingerprint, root_digest};
+use crate::pipeline::verify_one;
+use crate::report::Verdict;
+use crate::settings::{Settings, env};
+use std::path::Path;
+
+/// Verify, then run the command only on a pass, with the verified digest, the report and the
+/// platforms in its environment, refusing if the artifact changed in between.
+pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<u8> {
+    let options = Settings::resolve(flags)?;
+    let Some((program, rest)) = command.split_first() else {
+        return Err(Error::Usage(
+            "gate needs a command after --: mab-verify gate ARTIFACT -- CMD ARGS…".into(),
+        ));
+    };
+    let before = fingerprint(artifact)?;
+    let report = verify_one(artifact, &options)?;
+    if report.verdict == Verdict::Fail {
+        eprintln!(
+            "mab-verify gate: {} did not verify; not running {program}",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    let report_file = tempfile::Builder::new()
+        .prefix("mab-report-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| Error::Io {
+            context: "writing the report for the gated command".into(),
+            source: e,
+        })?;
+    std::fs::write(report_file.path(), crate::report::json::render(&report)).map_err(|e| {
+        Error::Io {
+            context: "writing the report for the gated command".into(),
+            source: e,
+        }
+    })?;
+    let digest = root_digest(artifact, &options)?;
+    let mut platforms: Vec<String> = report
+        .artifacts
+        .iter()
+        .filter_map(|a| a.platform.clone())
+        .collect();
+    platforms.sort();
+    platforms.dedup();
+    // The bytes the command publishes must be the bytes that were verified.
+    let after = fingerprint(artifact)?;
+    if after != before {
+        eprintln!(
+            "mab-verify gate: {} changed after it was verified ({before} → {after}); refusing to run {program}. Verify and publish the same file, with nothing writing to it in between.",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    let status = std::process::Command::new(program)
+        .args(rest)
+        .env(env::VERIFIED_DIGEST, &digest)
+        .env(env::REPORT, report_file.path())
+        .env(env::PLATFORMS, platforms.join(","))
+        .status()
+        .map_err(|e| Error::Usage(format!("gate: cannot run {program}: {e}")))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        _ => exit::CHECK_FAILED,
+    })
+}

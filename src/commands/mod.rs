@@ -1,0 +1,115 @@
+//! One file per subcommand: resolved settings in, a verdict (an exit code) out.
+
+mod assemble;
+mod build;
+mod demo;
+mod gate;
+mod merge_reports;
+pub mod platforms;
+mod push;
+mod verify;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result, exit};
+use crate::report::{self, Report};
+use crate::settings::Settings;
+
+pub fn run(cli: Cli) -> Result<u8> {
+    settle_allocator();
+    match cli.command {
+        Some(Command::Platforms) => {
+            print!("{}", platforms::platforms_table());
+            Ok(exit::OK)
+        }
+        Some(Command::Demo { out, verify }) => demo::demo(out, &verify),
+        Some(Command::Build {
+            flake,
+            system,
+            targets,
+            attr,
+            verify,
+        }) => build::build(&flake, system, &attr, &targets, &verify),
+        Some(Command::Gate {
+            artifact,
+            command,
+            verify,
+        }) => gate::gate(&artifact, &command, &verify),
+        Some(Command::Push {
+            artifact,
+            reference,
+            creds,
+            plain_http,
+            allow_remote_plain_http,
+            verify,
+        }) => push::push(
+            &artifact,
+            &reference,
+            creds.as_deref(),
+            plain_http,
+            allow_remote_plain_http,
+            &verify,
+        ),
+        Some(Command::MergeReports {
+            files,
+            format,
+            strict,
+        }) => merge_reports::merge_reports(&files, format, strict),
+        Some(Command::Assemble {
+            output,
+            layout,
+            tag,
+            compression,
+            fix_config,
+            inputs,
+            verify,
+        }) => assemble::assemble(
+            assemble::Layout {
+                output,
+                layout,
+                tag,
+                compression,
+                fix_config,
+                inputs,
+            },
+            &verify,
+        ),
+        None => {
+            if cli.paths.is_empty() {
+                return Err(Error::Usage(
+                    "nothing to verify: give a binary or directory (for example ./result), or run `mab-verify demo`; see --help".into(),
+                ));
+            }
+            let mut settings = Settings::resolve(&cli.verify)?;
+            settings.all = cli.all;
+            verify::verify(&cli.paths, &settings)
+        }
+    }
+}
+
+/// Print the report and turn it into the exit code (3 for --require-run without emulators).
+pub(crate) fn conclude(report: Report, mut missing: Vec<String>, options: &Settings) -> Result<u8> {
+    crate::pipeline::print_report(&report, &options.output)?;
+    if options.require_run && !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        return Err(Error::Environment {
+            what: format!("--require-run: cannot run {} here", missing.join(", ")),
+            hint: "apt-get install qemu-user, or set MAB_QEMU_<ARCH> / [qemu] in mab.toml".into(),
+        });
+    }
+    Ok(match report.verdict {
+        report::Verdict::Pass => exit::OK,
+        report::Verdict::Fail => exit::CHECK_FAILED,
+    })
+}
+
+/// glibc raises its mmap threshold each time a large block is freed, up to 32 MiB, and then
+/// keeps freed buffers of binaries and layers in the heap for good. A fixed threshold hands
+/// them back at once, so peak memory does not grow with how many large files an image holds.
+fn settle_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter; called before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}

@@ -1,0 +1,127 @@
+//! `push ARTIFACT REF`: verify, then upload exactly the verified bytes and check the registry's copy.
+
+use crate::cli::VerifyFlags;
+use crate::error::{Error, Result, exit};
+use crate::pipeline::fingerprint::fingerprint;
+use crate::pipeline::progress;
+use crate::pipeline::verify_one;
+use crate::report::Verdict;
+use crate::settings::Settings;
+use std::path::Path;
+
+/// The root a registry stores for this layout: the one descriptor `index.json` lists, or
+/// `index.json` itself when it lists several.
+fn push_root(layout: &Path) -> Result<(String, String)> {
+    let bytes = std::fs::read(layout.join("index.json"))
+        .map_err(|e| Error::input(layout, format!("index.json: {e}")))?;
+    let index: crate::image::docs::Index =
+        crate::image::docs::parse(&bytes, "index.json").map_err(|e| Error::input(layout, e))?;
+    Ok(match index.manifests.as_slice() {
+        [only] => (only.digest.clone(), only.media_type.clone()),
+        _ => (
+            format!("sha256:{}", crate::inspect::sha256_hex(&bytes)),
+            crate::image::docs::OCI_INDEX.to_string(),
+        ),
+    })
+}
+
+/// Verify, then upload the verified blobs, manifests and index, and check the registry's copy.
+pub fn push(
+    artifact: &Path,
+    reference: &str,
+    creds: Option<&str>,
+    plain_http: bool,
+    remote_plain_http: bool,
+    flags: &VerifyFlags,
+) -> Result<u8> {
+    use crate::publish::{auth, registry};
+    let options = Settings::resolve(flags)?;
+    let target: registry::Reference = reference
+        .parse()
+        .map_err(|e: registry::PushError| Error::Usage(e.to_string()))?;
+    if plain_http && !registry::is_loopback(&target.registry) && !remote_plain_http {
+        return Err(Error::Usage(format!(
+            "--plain-http sends images (and any credentials) unencrypted; {} is not on this machine. Add --allow-remote-plain-http if that is really wanted",
+            target.registry
+        )));
+    }
+    let credentials = auth::resolve_credentials(&target.registry, creds)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let before = fingerprint(artifact)?;
+    let report = verify_one(artifact, &options)?;
+    if report.verdict == Verdict::Fail {
+        eprintln!(
+            "mab-verify push: {} did not verify; nothing was pushed",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    // An archive is unpacked privately; a layout is pushed in place.
+    let unpacked;
+    let layout = if artifact.is_dir() {
+        artifact.to_path_buf()
+    } else {
+        let bad = |e: crate::image::ImageError| Error::input(artifact, e.to_string());
+        match crate::image::detect(artifact, &options.limits).map_err(bad)? {
+            Some((_, crate::image::Format::OciArchive)) => {}
+            _ => {
+                return Err(Error::input(
+                    artifact,
+                    "push takes an OCI archive or layout; make one with mab-verify assemble -o app.oci.tar IMAGES…",
+                ));
+            }
+        }
+        unpacked = tempfile::Builder::new()
+            .prefix("mab-push-")
+            .tempdir()
+            .map_err(|e| Error::Io {
+                context: "creating a temporary directory".into(),
+                source: e,
+            })?;
+        let file =
+            std::fs::File::open(artifact).map_err(|e| Error::input(artifact, e.to_string()))?;
+        tar::Archive::new(std::io::BufReader::new(file))
+            .unpack(unpacked.path())
+            .map_err(|e| Error::input(artifact, format!("cannot unpack: {e}")))?;
+        unpacked.path().to_path_buf()
+    };
+    let after = fingerprint(artifact)?;
+    if after != before {
+        eprintln!(
+            "mab-verify push: {} changed after it was verified ({before} → {after}); nothing was pushed",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    let (root, media_type) = push_root(&layout)?;
+    let opts = registry::PushOptions {
+        plain_http,
+        credentials,
+        ..Default::default()
+    };
+    match registry::push_layout(&layout, &root, &media_type, &target, &opts, &mut |line| {
+        progress(line)
+    }) {
+        Ok(outcome) => {
+            eprintln!(
+                "pushed {target}: {} blobs uploaded, {} already there, {} manifests; the registry serves {} = the verified digest",
+                outcome.pushed_blobs,
+                outcome.skipped_blobs,
+                outcome.manifests,
+                outcome.fetched_digest
+            );
+            Ok(exit::OK)
+        }
+        Err(e @ registry::PushError::DigestChanged { .. }) => {
+            eprintln!("mab-verify push: {e}");
+            Ok(exit::CHECK_FAILED)
+        }
+        Err(e) if e.status().is_some_and(|s| s == 401 || s == 403) => {
+            Err(Error::Usage(e.to_string()))
+        }
+        Err(e) => Err(Error::Environment {
+            what: e.to_string(),
+            hint: "check that the registry is reachable and try again".into(),
+        }),
+    }
+}

@@ -1,0 +1,88 @@
+//! An image's entrypoint run as a container would: its rootfs laid out privately, its Env kept.
+
+use super::execute::run_elf;
+use crate::check::Expected;
+use crate::image::ImageFacts;
+use crate::inspect::BinaryFacts;
+use crate::inspect::closure::{FactCache, FactTree, HostTree, resolve_closure};
+use crate::rootfs::{Root, RootOrigin};
+use crate::run::{self, RunReport};
+use crate::settings::Settings;
+use std::path::Path;
+
+/// The view as a `FactTree` without handing out the image mutably.
+pub(crate) struct TreeRef<'a>(pub(crate) &'a crate::image::view::View);
+
+impl crate::rootfs::Tree for TreeRef<'_> {
+    fn node(&self, guest_path: &str) -> Option<crate::rootfs::NodeKind> {
+        self.0.node(guest_path)
+    }
+}
+
+impl FactTree for TreeRef<'_> {
+    fn facts(&mut self, canonical: &str) -> Option<BinaryFacts> {
+        self.0.facts_at(canonical).cloned()
+    }
+    fn root(&self) -> Root {
+        Root::new(&self.0.label, RootOrigin::Image)
+    }
+}
+
+/// Lay out the image's rootfs privately and run its entrypoint there, as a container would.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_image(
+    image: &ImageFacts,
+    entry_path: &str,
+    facts: &BinaryFacts,
+    expected: &Expected,
+    argv: &[String],
+    options: &Settings,
+    overrides: &run::EmulatorOverrides,
+    spill: Option<&Path>,
+) -> RunReport {
+    let Some(elf) = facts.elf() else {
+        return RunReport::NotRun {
+            reason: format!("a {} entrypoint cannot be run here", facts.kind()),
+        };
+    };
+    let Some(spill) = spill else {
+        return RunReport::NotRun {
+            reason: "binaries were not kept".into(),
+        };
+    };
+    let rootfs = match tempfile::Builder::new().prefix("mab-rootfs-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return RunReport::Failed {
+                reason: format!("cannot create a temporary rootfs: {e}"),
+            };
+        }
+    };
+    if let Err(e) = crate::image::extract::materialize(&image.view, spill, rootfs.path()) {
+        return RunReport::Failed {
+            reason: format!("cannot lay out the rootfs: {e}"),
+        };
+    }
+    let root = Root::new(rootfs.path(), RootOrigin::Image);
+    let mut cache = FactCache::default();
+    let closure = resolve_closure(
+        elf,
+        entry_path,
+        expected.platform.arch,
+        &mut HostTree {
+            root: &root,
+            cache: &mut cache,
+        },
+    );
+    let binary = rootfs.path().join(entry_path.trim_start_matches('/'));
+    run_elf(
+        &binary,
+        elf,
+        Some(&closure),
+        &expected.platform,
+        options,
+        overrides,
+        Some(argv[1..].to_vec()),
+        image.env(),
+    )
+}

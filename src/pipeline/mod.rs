@@ -1,0 +1,154 @@
+//! Inputs + settings → facts → checks → artifacts → report, in one direction.
+
+mod binaries;
+mod execute;
+mod expect;
+pub mod fingerprint;
+mod image;
+mod image_run;
+mod index;
+pub mod output;
+
+use crate::check::{CheckResult, Expected};
+use crate::discover::discover;
+use crate::error::{Error, Result};
+use crate::report::{Artifact, Report};
+use crate::run::RunReport;
+use crate::settings::{ExpectedPlatform, Settings};
+pub use binaries::{Outcome, verify_binaries};
+pub use image::verify_set;
+pub use output::print_report;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// A path to verify, and what its producer says it is for (a build target's platform).
+pub struct Input {
+    pub path: PathBuf,
+    pub declared: Option<Expected>,
+}
+
+/// A directory for binaries read from image layers until their runs; removed when dropped.
+pub fn spill_dir(options: &Settings) -> Result<Option<tempfile::TempDir>> {
+    if options.no_run {
+        return Ok(None);
+    }
+    tempfile::Builder::new()
+        .prefix("mab-spill-")
+        .tempdir()
+        .map(Some)
+        .map_err(|e| Error::Io {
+            context: "creating a temporary directory".into(),
+            source: e,
+        })
+}
+
+/// Verify binaries, directories, images and push scripts alike. Returns the artifacts and the
+/// platforms whose runs were skipped for want of an emulator.
+pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifact>, Vec<String>)> {
+    let spill = spill_dir(options)?;
+    let spill_path = spill.as_ref().map(|d| d.path());
+    let mut targets = Vec::new();
+    let mut sets = Vec::new();
+    for input in inputs {
+        let p = &input.path;
+        let bad = |e: crate::image::ImageError| Error::input(p, e.to_string());
+        // An image built for a known platform must be that platform: it is what index.expected checks.
+        let set_options = match &input.declared {
+            Some(e) => Settings {
+                expects: vec![ExpectedPlatform {
+                    name: e.platform.oci(),
+                    platform: e.platform,
+                }],
+                ..options.clone()
+            },
+            None => options.clone(),
+        };
+        if !p.exists() {
+            targets.extend(discover(p, options.all)?);
+            continue;
+        }
+        let mut read = crate::image::ReadOptions {
+            limits: &options.limits,
+            spill: spill_path,
+            tee: None,
+        };
+        if let Some(script) = crate::image::script::find(p) {
+            progress(&format!(
+                "{}: a push script combining {} images",
+                script.script.display(),
+                script.archives.len()
+            ));
+            sets.push((index::read_push_script(p, &script, &mut read)?, set_options));
+            continue;
+        }
+        match crate::image::detect(p, &options.limits).map_err(bad)? {
+            Some((source, format)) => {
+                progress(&format!("reading {}…", p.display()));
+                sets.push((
+                    crate::image::read(p, source, format, &mut read).map_err(bad)?,
+                    set_options,
+                ));
+            }
+            None => {
+                let mut found = discover(p, options.all)?;
+                for t in &mut found {
+                    t.declared = input.declared.clone();
+                }
+                targets.extend(found);
+            }
+        }
+    }
+    let mut outcome = verify_binaries(Vec::new(), targets, options);
+    for (set, set_options) in &sets {
+        let artifacts = image::verify_set(set, set_options, spill_path);
+        for a in &artifacts {
+            if let (RunReport::Skipped { .. }, Some(e)) = (&a.run, &a.expected) {
+                outcome.missing_emulators.push(e.platform.clone());
+            }
+        }
+        outcome.report.artifacts.extend(artifacts);
+    }
+    Ok((outcome.report.artifacts, outcome.missing_emulators))
+}
+
+pub fn progress(message: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+    }
+}
+
+/// Verify one artifact as `mab-verify PATH` would and print its report.
+pub fn verify_one(artifact: &Path, options: &Settings) -> Result<Report> {
+    let input = Input {
+        path: artifact.to_path_buf(),
+        declared: None,
+    };
+    let (artifacts, _) = verify_inputs(&[input], options)?;
+    let report = Report::new(
+        vec![artifact.display().to_string()],
+        artifacts,
+        options.strict,
+    );
+    output::print_report(&report, &options.output)?;
+    Ok(report)
+}
+
+/// An artifact that stands for a build that produced nothing to verify.
+pub fn unbuilt(path: &str, resolved: &str, check: CheckResult) -> Artifact {
+    Artifact {
+        path: path.to_string(),
+        resolved_path: resolved.to_string(),
+        sha256: String::new(),
+        size: 0,
+        kind: "build",
+        platform: None,
+        expected: None,
+        facts: None,
+        image: None,
+        closure: None,
+        run: RunReport::NotRun {
+            reason: "not built".into(),
+        },
+        checks: vec![check],
+    }
+}
