@@ -281,20 +281,30 @@ pub struct ReportSpec {
     pub path: PathBuf,
 }
 
+/// Why a `--report` value is not `FORMAT=FILE`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportSpecError {
+    #[error("write FORMAT=FILE with FORMAT one of human, json, markdown, junit")]
+    Shape,
+    #[error(
+        "unknown format {0}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit"
+    )]
+    Format(String),
+}
+
 impl std::str::FromStr for ReportSpec {
-    type Err = String;
-    fn from_str(spec: &str) -> Result<Self, String> {
-        let usage = "write FORMAT=FILE with FORMAT one of human, json, markdown, junit";
-        let (format, file) = spec.split_once('=').ok_or(usage)?;
+    type Err = ReportSpecError;
+    fn from_str(spec: &str) -> Result<Self, ReportSpecError> {
+        let (format, file) = spec.split_once('=').ok_or(ReportSpecError::Shape)?;
         let format = match format {
             "human" => ReportFormat::Human,
             "json" => ReportFormat::Json,
             "markdown" | "md" => ReportFormat::Markdown,
             "junit" => ReportFormat::Junit,
-            other => return Err(format!("unknown format {other}: {usage}")),
+            other => return Err(ReportSpecError::Format(other.to_string())),
         };
         if file.is_empty() {
-            return Err(format!("no FILE: {usage}"));
+            return Err(ReportSpecError::Shape);
         }
         Ok(ReportSpec {
             format,

@@ -47,6 +47,40 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The artifact failed verification, so what was asked for was not done.
+    #[error("{}: did not verify; {consequence}", path.display())]
+    NotVerified { path: PathBuf, consequence: String },
+    /// The artifact's bytes changed between verification and publishing.
+    #[error("{} changed after it was verified ({before} → {after}); {consequence}", path.display())]
+    Changed {
+        path: PathBuf,
+        before: String,
+        after: String,
+        consequence: String,
+    },
+    /// `assemble` found inputs that disagree with their binaries (a check failure).
+    #[error("assemble refused: {0}")]
+    AssembleRefused(String),
+    /// `assemble` inputs that cannot be read or combined, or an output that cannot be written.
+    #[error("{0}")]
+    Assemble(String),
+    /// A nix command failed.
+    #[error("nix {what} failed:\n{message}")]
+    Nix { what: String, message: String },
+    /// The gated command could not be started.
+    #[error("gate: cannot run {program}: {source}")]
+    Launch {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The registry refused the push or the credentials (bad or missing credentials, a bad
+    /// reference).
+    #[error("{0}")]
+    Registry(#[source] Box<crate::publish::registry::PushError>),
+    /// The registry serves something other than what was pushed.
+    #[error("{0}")]
+    RegistryChanged(#[source] Box<crate::publish::registry::PushError>),
     /// Something this machine must provide is missing.
     #[error("{what}\n  hint: {hint}")]
     Environment { what: String, hint: String },
@@ -77,7 +111,15 @@ impl Error {
             | Error::Config { .. }
             | Error::Setting { .. }
             | Error::ReportWrite { .. }
+            | Error::Assemble(_)
+            | Error::Nix { .. }
+            | Error::Launch { .. }
+            | Error::Registry(_)
             | Error::Io { .. } => exit::BAD_INPUT,
+            Error::NotVerified { .. }
+            | Error::Changed { .. }
+            | Error::AssembleRefused(_)
+            | Error::RegistryChanged(_) => exit::CHECK_FAILED,
             Error::Environment { .. } => exit::ENVIRONMENT,
         }
     }

@@ -196,3 +196,38 @@ fn every_expected_platform_must_be_among_the_binaries() {
         "{c}"
     );
 }
+
+#[rstest]
+#[case("plaforms", "platforms")]
+#[case("pussh", "push")]
+#[case("gat", "gate")]
+fn a_mistyped_subcommand_is_named(#[case] typed: &str, #[case] meant: &str) {
+    let out = mab([typed]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("did you mean `mab-verify {meant}`")),
+        "{}",
+        out.stderr
+    );
+    // A real file of that name is verified, not second-guessed.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/true", dir.path().join(typed)).unwrap();
+    let mut c = command();
+    c.current_dir(dir.path()).args(["--no-run", typed]);
+    assert_eq!(run_cmd(c).code, 0);
+}
+
+#[test]
+fn refusals_are_exit_1_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("published");
+    let out = gate(&images().broken.lying_config, &["--no-run"], &marker);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("did not verify; not running touch"),
+        "{}",
+        out.stderr
+    );
+    assert!(!marker.exists());
+}

@@ -55,11 +55,8 @@ pub fn assemble(what: Layout, flags: &VerifyFlags) -> Result<u8> {
     progress(&format!("assembling {} images…", request.inputs.len()));
     let assembled = match crate::assemble::assemble(request, &options.limits, staging.path()) {
         Ok(a) => a,
-        Err(AssembleError::Input(m)) => return Err(Error::Usage(m)),
-        Err(AssembleError::Refused(m)) => {
-            eprintln!("mab-verify: assemble refused: {m}");
-            return Ok(exit::CHECK_FAILED);
-        }
+        Err(AssembleError::Input(m)) => return Err(Error::Assemble(m)),
+        Err(AssembleError::Refused(m)) => return Err(Error::AssembleRefused(m)),
     };
     // Verify exactly what will be published, before it is.
     let spill = if options.no_run {
@@ -95,12 +92,12 @@ pub fn assemble(what: Layout, flags: &VerifyFlags) -> Result<u8> {
     let report = Report::new(vec![shown.clone()], artifacts, options.strict);
     print_report(&report, &options.output)?;
     if report.verdict == report::Verdict::Fail {
-        eprintln!(
-            "mab-verify: the assembled image does not verify; nothing was written to {shown}"
-        );
-        return Ok(exit::CHECK_FAILED);
+        return Err(Error::NotVerified {
+            path: request.output.clone(),
+            consequence: "the assembled image was not written".into(),
+        });
     }
-    crate::assemble::finalize(request, &assembled).map_err(|e| Error::Usage(e.to_string()))?;
+    crate::assemble::finalize(request, &assembled).map_err(|e| Error::Assemble(e.to_string()))?;
     let platforms: Vec<String> = assembled
         .platforms
         .iter()

@@ -15,7 +15,7 @@ fn nix_error(e: NixError) -> Error {
             what: format!("mab-verify build needs the nix CLI ({why})"),
             hint: "install Nix (apt-get install nix-bin, or the installer from nixos.org), or verify built outputs with mab-verify PATH".into(),
         },
-        NixError::Failed { what, message } => Error::Usage(format!("nix {what} failed:\n{message}")),
+        NixError::Failed { what, message } => Error::Nix { what, message },
     }
 }
 

@@ -20,11 +20,10 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
     let before = fingerprint(artifact)?;
     let report = verify_one(artifact, &options)?;
     if report.verdict == Verdict::Fail {
-        eprintln!(
-            "mab-verify gate: {} did not verify; not running {program}",
-            artifact.display()
-        );
-        return Ok(exit::CHECK_FAILED);
+        return Err(Error::NotVerified {
+            path: artifact.to_path_buf(),
+            consequence: format!("not running {program}"),
+        });
     }
     let report_file = tempfile::Builder::new()
         .prefix("mab-report-")
@@ -51,11 +50,14 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
     // The bytes the command publishes must be the bytes that were verified.
     let after = fingerprint(artifact)?;
     if after != before {
-        eprintln!(
-            "mab-verify gate: {} changed after it was verified ({before} → {after}); refusing to run {program}. Verify and publish the same file, with nothing writing to it in between.",
-            artifact.display()
-        );
-        return Ok(exit::CHECK_FAILED);
+        return Err(Error::Changed {
+            path: artifact.to_path_buf(),
+            before,
+            after,
+            consequence: format!(
+                "refusing to run {program}. Verify and publish the same file, with nothing writing to it in between."
+            ),
+        });
     }
     let status = std::process::Command::new(program)
         .args(rest)
@@ -63,7 +65,10 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
         .env(env::REPORT, report_file.path())
         .env(env::PLATFORMS, platforms.join(","))
         .status()
-        .map_err(|e| Error::Usage(format!("gate: cannot run {program}: {e}")))?;
+        .map_err(|source| Error::Launch {
+            program: program.clone(),
+            source,
+        })?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code.clamp(0, 255) as u8,

@@ -79,11 +79,32 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "nothing to verify: give a binary or directory (for example ./result), or run `mab-verify demo`; see --help".into(),
                 ));
             }
+            if let Some(e) = mistyped_subcommand(&cli.paths) {
+                return Err(e);
+            }
             let mut settings = Settings::resolve(&cli.verify)?;
             settings.all = cli.all;
             verify::verify(&cli.paths, &settings)
         }
     }
+}
+
+/// `mab-verify plaforms`: a path that does not exist and is one edit from a subcommand.
+fn mistyped_subcommand(paths: &[std::path::PathBuf]) -> Option<Error> {
+    use clap::CommandFactory;
+    let first = paths.first()?;
+    let word = first.to_str()?;
+    if first.exists() || word.contains('/') {
+        return None;
+    }
+    let command = Cli::command();
+    let near = command
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .find(|name| strsim::levenshtein(word, name) <= 1)?;
+    Some(Error::Usage(format!(
+        "{word} is neither a file nor a subcommand; did you mean `mab-verify {near}`? (see --help)"
+    )))
 }
 
 /// Print the report and turn it into the exit code (3 for --require-run without emulators).

@@ -38,7 +38,7 @@ pub fn push(
     let options = Settings::resolve(flags)?;
     let target: registry::Reference = reference
         .parse()
-        .map_err(|e: registry::PushError| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Registry(Box::new(e)))?;
     if plain_http && !registry::is_loopback(&target.registry) && !remote_plain_http {
         return Err(Error::Usage(format!(
             "--plain-http sends images (and any credentials) unencrypted; {} is not on this machine. Add --allow-remote-plain-http if that is really wanted",
@@ -46,15 +46,14 @@ pub fn push(
         )));
     }
     let credentials = auth::resolve_credentials(&target.registry, creds)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Registry(Box::new(e)))?;
     let before = fingerprint(artifact)?;
     let report = verify_one(artifact, &options)?;
     if report.verdict == Verdict::Fail {
-        eprintln!(
-            "mab-verify push: {} did not verify; nothing was pushed",
-            artifact.display()
-        );
-        return Ok(exit::CHECK_FAILED);
+        return Err(Error::NotVerified {
+            path: artifact.to_path_buf(),
+            consequence: "nothing was pushed".into(),
+        });
     }
     // An archive is unpacked privately; a layout is pushed in place.
     let unpacked;
@@ -87,11 +86,12 @@ pub fn push(
     };
     let after = fingerprint(artifact)?;
     if after != before {
-        eprintln!(
-            "mab-verify push: {} changed after it was verified ({before} → {after}); nothing was pushed",
-            artifact.display()
-        );
-        return Ok(exit::CHECK_FAILED);
+        return Err(Error::Changed {
+            path: artifact.to_path_buf(),
+            before,
+            after,
+            consequence: "nothing was pushed".into(),
+        });
     }
     let (root, media_type) = push_root(&layout)?;
     let opts = registry::PushOptions {
@@ -113,11 +113,10 @@ pub fn push(
             Ok(exit::OK)
         }
         Err(e @ registry::PushError::DigestChanged { .. }) => {
-            eprintln!("mab-verify push: {e}");
-            Ok(exit::CHECK_FAILED)
+            Err(Error::RegistryChanged(Box::new(e)))
         }
         Err(e) if e.status().is_some_and(|s| s == 401 || s == 403) => {
-            Err(Error::Usage(e.to_string()))
+            Err(Error::Registry(Box::new(e)))
         }
         Err(e) => Err(Error::Environment {
             what: e.to_string(),

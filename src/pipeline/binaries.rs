@@ -1,6 +1,6 @@
 //! Loose binaries and directories: inspect each, check it against its expected platform, run it.
 
-use super::execute::{execute, expected_output, runnable};
+use super::execute::{execute, expected_output, not_runnable};
 use super::expect::{choose_root, expected_for, expected_set};
 use super::progress;
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
@@ -43,7 +43,7 @@ pub fn verify_binaries(inputs: Vec<String>, targets: Vec<Target>, options: &Sett
         .collect();
     let to_run = prepared
         .iter()
-        .filter(|p| !options.no_run && runnable(p).is_ok())
+        .filter(|p| !options.no_run && not_runnable(p).is_none())
         .count();
     if to_run > 0 {
         progress(&format!("running {to_run} binaries…"));

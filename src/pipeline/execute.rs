@@ -10,23 +10,24 @@ use crate::run::{self, Limits, RunReport};
 use crate::settings::Settings;
 use std::path::Path;
 
-pub(crate) fn runnable(p: &Prepared) -> std::result::Result<(), String> {
+/// Why this binary cannot be run here, if it cannot.
+pub(crate) fn not_runnable(p: &Prepared) -> Option<String> {
     let Some(elf) = p.facts.elf() else {
-        return Err(format!("a {} file cannot be run here", p.facts.kind()));
+        return Some(format!("a {} file cannot be run here", p.facts.kind()));
     };
     if !elf.is_executable() {
-        return Err("not an executable".into());
+        return Some("not an executable".into());
     }
     if p.checks
         .iter()
         .any(|c| c.id == ids::ELF_FORMAT && c.status == Status::Fail)
     {
-        return Err("not a valid executable".into());
+        return Some("not a valid executable".into());
     }
     if p.expected.is_none() {
-        return Err("platform unknown".into());
+        return Some("platform unknown".into());
     }
-    Ok(())
+    None
 }
 
 pub(crate) fn execute(
@@ -39,7 +40,7 @@ pub(crate) fn execute(
             reason: "--no-run".into(),
         };
     }
-    if let Err(reason) = runnable(p) {
+    if let Some(reason) = not_runnable(p) {
         return RunReport::NotRun { reason };
     }
     let (Some(elf), Some(expected)) = (p.facts.elf(), &p.expected) else {
