@@ -71,6 +71,10 @@ pub mod ids {
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
+    /// Does not apply to this artifact, or is meaningless after another check's failure.
+    #[serde(rename = "not-applicable")]
+    NotApplicable,
+    /// Could not be checked here (no emulator, no sysroot): something a user can fix.
     Skip,
     Warn,
     Fail,
@@ -80,6 +84,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
+            Status::NotApplicable => "not-applicable",
             Status::Skip => "skip",
             Status::Warn => "warn",
             Status::Fail => "fail",
@@ -127,6 +132,9 @@ impl CheckResult {
     pub fn skip(id: &'static str, message: impl Into<String>) -> Self {
         Self::new(id, Status::Skip, message)
     }
+    pub fn not_applicable(id: &'static str, message: impl Into<String>) -> Self {
+        Self::new(id, Status::NotApplicable, message)
+    }
     pub fn expected(mut self, v: impl Into<String>) -> Self {
         self.expected = Some(v.into());
         self
@@ -155,6 +163,35 @@ impl CheckResult {
         .into_iter()
         .filter_map(|(label, value)| value.as_deref().map(|v| (label, v)))
         .collect()
+    }
+}
+
+/// Checks that mean nothing once `elf.machine` fails: the loader, the libraries and the run.
+pub const NEEDS_MACHINE: &[&str] = &[
+    ids::ELF_INTERP,
+    ids::ELF_INTERP_PRESENT,
+    ids::ELF_NEEDED,
+    ids::RUN_EXEC,
+    ids::RUN_OUTPUT,
+];
+
+/// What a check that depends on the machine says when the machine is wrong.
+pub const NOT_THIS_MACHINE: &str = "not checked: the binary is not for this machine";
+
+/// Whether `checks` hold a failed `elf.machine`.
+pub fn wrong_machine(checks: &[CheckResult]) -> bool {
+    checks
+        .iter()
+        .any(|c| c.id == ids::ELF_MACHINE && c.status == Status::Fail)
+}
+
+/// One cause, one failure: after a failed `elf.machine`, the checks that follow from it are
+/// not applicable instead of failing too.
+pub fn apply_dependencies(checks: &mut [CheckResult]) {
+    if wrong_machine(checks) {
+        for c in checks.iter_mut().filter(|c| NEEDS_MACHINE.contains(&c.id)) {
+            *c = CheckResult::not_applicable(c.id, NOT_THIS_MACHINE);
+        }
     }
 }
 

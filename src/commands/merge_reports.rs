@@ -43,6 +43,7 @@ pub fn merge_reports(paths: &[PathBuf], format: Format, strict: bool) -> Result<
             Some("pass") => summary.pass += 1,
             Some("fail") => summary.fail += 1,
             Some("warn") => summary.warn += 1,
+            Some("not-applicable") => summary.not_applicable += 1,
             _ => summary.skip += 1,
         }
     }

@@ -184,6 +184,7 @@ fn artifact(p: Prepared, run: RunReport, options: &Settings) -> Artifact {
         checks.push(CheckResult::skip(ids::RUN_EXEC, "platform unknown"));
         checks.push(CheckResult::skip(ids::RUN_OUTPUT, "platform unknown"));
     }
+    crate::check::apply_dependencies(&mut checks);
     Artifact {
         path: p.target.display.clone(),
         resolved_path: p.target.host_path.display().to_string(),

@@ -27,6 +27,9 @@ pub(crate) fn not_runnable(p: &Prepared) -> Option<String> {
     if p.expected.is_none() {
         return Some("platform unknown".into());
     }
+    if crate::check::wrong_machine(&p.checks) {
+        return Some(crate::check::NOT_THIS_MACHINE.into());
+    }
     None
 }
 

@@ -183,7 +183,11 @@ fn image_artifact(
                 },
                 nix_output: p.starts_with("/nix/store/"),
             }));
-            if !options.no_run {
+            if crate::check::wrong_machine(&results) {
+                run = RunReport::NotRun {
+                    reason: crate::check::NOT_THIS_MACHINE.into(),
+                };
+            } else if !options.no_run {
                 run = run_image(image, p, facts, exp, argv, options, overrides, spill);
             }
         }
@@ -205,6 +209,7 @@ fn image_artifact(
         }
         results.extend(run_checks);
     }
+    crate::check::apply_dependencies(&mut results);
     Artifact {
         path,
         resolved_path: input.to_string(),

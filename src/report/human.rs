@@ -23,7 +23,7 @@ impl Style {
             Status::Pass => "32",
             Status::Fail => "1;31",
             Status::Warn => "33",
-            Status::Skip => "2",
+            Status::Skip | Status::NotApplicable => "2",
         };
         self.paint(code, text)
     }
@@ -48,7 +48,9 @@ fn cell(check: Option<&crate::check::CheckResult>) -> (&'static str, Status) {
         Some((Status::Fail, _)) => ("FAIL", Status::Fail),
         Some((Status::Warn, _)) => ("warn", Status::Warn),
         Some((Status::Skip, true)) => ("skip", Status::Warn),
-        Some((Status::Skip, false)) | None => ("-", Status::Skip),
+        Some((Status::Skip, false)) | Some((Status::NotApplicable, _)) | None => {
+            ("-", Status::Skip)
+        }
     }
 }
 
@@ -238,9 +240,13 @@ fn summary(out: &mut String, report: &Report, style: Style) {
         Verdict::Pass => style.status(Status::Pass, "PASS"),
         Verdict::Fail => style.status(Status::Fail, "FAIL"),
     };
+    let not_applicable = match s.not_applicable {
+        0 => String::new(),
+        n => format!(", {n} not applicable"),
+    };
     let _ = writeln!(
         out,
-        "{verdict}: {} {}, {} checks passed, {} failed, {} warnings, {} skipped",
+        "{verdict}: {} {}, {} checks passed, {} failed, {} warnings, {} skipped{not_applicable}",
         s.artifacts,
         if only_binaries(report) {
             "binaries"

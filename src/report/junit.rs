@@ -17,18 +17,22 @@ fn xml(text: &str) -> String {
 
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
-    let tests = s.pass + s.fail + s.warn + s.skip;
+    let tests = s.pass + s.fail + s.warn + s.skip + s.not_applicable;
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
         "<testsuites name=\"mab-verify\" tests=\"{tests}\" failures=\"{}\" skipped=\"{}\" timestamp=\"{}\">",
         s.fail,
-        s.skip,
+        s.skip + s.not_applicable,
         xml(&report.generated_at)
     );
     for a in &report.artifacts {
         let failures = a.checks.iter().filter(|c| c.status == Status::Fail).count();
-        let skipped = a.checks.iter().filter(|c| c.status == Status::Skip).count();
+        let skipped = a
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Skip | Status::NotApplicable))
+            .count();
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
@@ -61,6 +65,13 @@ pub fn render(report: &Report) -> String {
                     let _ = writeln!(
                         out,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        xml(&c.message)
+                    );
+                }
+                Status::NotApplicable => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <skipped message=\"not applicable: {}\"/>\n    </testcase>",
                         xml(&c.message)
                     );
                 }

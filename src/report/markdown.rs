@@ -13,6 +13,7 @@ fn mark(status: Option<Status>) -> &'static str {
         Some(Status::Fail) => "❌",
         Some(Status::Warn) => "⚠️",
         Some(Status::Skip) => "⏭️",
+        Some(Status::NotApplicable) => "➖",
         None => "·",
     }
 }
@@ -43,9 +44,13 @@ pub fn render(report: &Report) -> String {
             .join(", ")
     );
     let s = &report.summary;
+    let not_applicable = match s.not_applicable {
+        0 => String::new(),
+        n => format!(" · {n} not applicable"),
+    };
     let _ = writeln!(
         out,
-        "{} artifacts · {} checks passed · {} failed · {} warnings · {} skipped\n",
+        "{} artifacts · {} checks passed · {} failed · {} warnings · {} skipped{not_applicable}\n",
         s.artifacts, s.pass, s.fail, s.warn, s.skip
     );
 

@@ -13,7 +13,7 @@ use crate::run::RunReport;
 use serde::Serialize;
 
 /// Bump on any incompatible change to the JSON shape.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -90,6 +90,7 @@ pub struct Summary {
     pub fail: usize,
     pub warn: usize,
     pub skip: usize,
+    pub not_applicable: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -111,6 +112,7 @@ impl Report {
                 Status::Fail => summary.fail += 1,
                 Status::Warn => summary.warn += 1,
                 Status::Skip => summary.skip += 1,
+                Status::NotApplicable => summary.not_applicable += 1,
             }
         }
         let failed = summary.fail > 0 || (strict && summary.warn > 0);

@@ -1,0 +1,45 @@
+//! Check dependencies and statuses: one cause gives one failure, "does not apply" is its own status.
+
+mod harness;
+
+use harness::{mab, status_of};
+
+#[test]
+fn a_binary_for_another_machine_fails_once() {
+    // /bin/true is the host's (amd64 here); held to arm64 its loader, libraries and run do not
+    // apply, and it is not run at all.
+    let host = mab_verify::platform::Arch::host().expect("the host is a row");
+    let other = mab_verify::platform::ARCHES
+        .iter()
+        .find(|a| !a.same_machine(host))
+        .unwrap();
+    let expect = mab_verify::platform::Platform::linux(other).oci();
+    let out = mab(["--format", "json", "--expect", &expect, "/bin/true"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let json = out.json();
+    let a = &json["artifacts"][0];
+    assert_eq!(status_of(a, "elf.machine"), "fail");
+    for id in mab_verify::check::NEEDS_MACHINE {
+        assert_eq!(status_of(a, id), "not-applicable", "{id}: {a:#}");
+    }
+    assert_eq!(a["run"]["state"], "not-run");
+    let fails: Vec<&str> = a["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(!fails.iter().any(|id| id.starts_with("run.")), "{fails:?}");
+    assert_eq!(
+        json["summary"]["not_applicable"],
+        mab_verify::check::NEEDS_MACHINE.len()
+    );
+}
+
+#[test]
+fn a_binary_for_this_machine_has_no_not_applicable_checks() {
+    let out = mab(["--format", "json", "--expect-output", "none", "/bin/true"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.json()["summary"]["not_applicable"], 0);
+}
