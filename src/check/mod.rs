@@ -1,5 +1,6 @@
 //! Check results, stable check IDs and the expected-platform model shared by every check.
 
+pub mod catalogue;
 pub mod elf;
 pub mod image;
 pub mod nix;
@@ -8,27 +9,31 @@ pub mod run;
 use crate::platform::Platform;
 use serde::Serialize;
 
-/// Stable check IDs: reports, config and docs use these strings.
+pub use catalogue::{CheckId, Severity};
+
+/// Stable check IDs as strings, thin aliases of the catalogue (`CheckId`).
 pub mod ids {
-    pub const ELF_FORMAT: &str = "elf.format";
-    pub const ELF_MACHINE: &str = "elf.machine";
-    pub const ELF_ABI: &str = "elf.abi";
-    pub const ELF_INTERP: &str = "elf.interp";
-    pub const ELF_INTERP_PRESENT: &str = "elf.interp-present";
-    pub const ELF_NEEDED: &str = "elf.needed";
-    pub const ELF_IMPURE: &str = "elf.impure";
-    pub const RUN_EXEC: &str = "run.exec";
-    pub const RUN_OUTPUT: &str = "run.output";
-    pub const NIX_BUILD: &str = "nix.build";
-    pub const BLOB_DIGEST: &str = "blob.digest";
-    pub const BLOB_SIZE: &str = "blob.size";
-    pub const LAYER_DIFF_ID: &str = "layer.diff-id";
-    pub const IMAGE_CONFIG_PLATFORM: &str = "image.config-platform";
-    pub const IMAGE_BINARIES: &str = "image.binaries";
-    pub const INDEX_PLATFORM: &str = "index.platform";
-    pub const INDEX_DUPLICATE: &str = "index.duplicate";
-    pub const INDEX_EXPECTED: &str = "index.expected";
-    pub const INDEX_MEDIA_TYPES: &str = "index.media-types";
+    use super::CheckId;
+
+    pub const ELF_FORMAT: &str = CheckId::ElfFormat.as_str();
+    pub const ELF_MACHINE: &str = CheckId::ElfMachine.as_str();
+    pub const ELF_ABI: &str = CheckId::ElfAbi.as_str();
+    pub const ELF_INTERP: &str = CheckId::ElfInterp.as_str();
+    pub const ELF_INTERP_PRESENT: &str = CheckId::ElfInterpPresent.as_str();
+    pub const ELF_NEEDED: &str = CheckId::ElfNeeded.as_str();
+    pub const ELF_IMPURE: &str = CheckId::ElfImpure.as_str();
+    pub const RUN_EXEC: &str = CheckId::RunExec.as_str();
+    pub const RUN_OUTPUT: &str = CheckId::RunOutput.as_str();
+    pub const NIX_BUILD: &str = CheckId::NixBuild.as_str();
+    pub const BLOB_DIGEST: &str = CheckId::BlobDigest.as_str();
+    pub const BLOB_SIZE: &str = CheckId::BlobSize.as_str();
+    pub const LAYER_DIFF_ID: &str = CheckId::LayerDiffId.as_str();
+    pub const IMAGE_CONFIG_PLATFORM: &str = CheckId::ImageConfigPlatform.as_str();
+    pub const IMAGE_BINARIES: &str = CheckId::ImageBinaries.as_str();
+    pub const INDEX_PLATFORM: &str = CheckId::IndexPlatform.as_str();
+    pub const INDEX_DUPLICATE: &str = CheckId::IndexDuplicate.as_str();
+    pub const INDEX_EXPECTED: &str = CheckId::IndexExpected.as_str();
+    pub const INDEX_MEDIA_TYPES: &str = CheckId::IndexMediaTypes.as_str();
 
     /// Every check in report order: integrity, platform truth, binary, run.
     pub const ALL: &[&str] = &[
@@ -166,7 +171,8 @@ impl CheckResult {
     }
 }
 
-/// Checks that mean nothing once `elf.machine` fails: the loader, the libraries and the run.
+/// Checks that mean nothing once `elf.machine` fails (`CheckId::depends_on`): the loader, the
+/// libraries and the run.
 pub const NEEDS_MACHINE: &[&str] = &[
     ids::ELF_INTERP,
     ids::ELF_INTERP_PRESENT,
