@@ -37,6 +37,16 @@ pub struct Cli {
 pub enum Command {
     /// Print the platform table and every name each row accepts.
     Platforms,
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  mab-verify completions bash > /etc/bash_completion.d/mab-verify"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `mab-verify man | man -l -`.
+    Man,
     /// Build every cross target of a flake with nix, then verify every output.
     #[command(after_help = BUILD_EXAMPLES)]
     Build {

@@ -43,3 +43,24 @@ fn a_binary_for_this_machine_has_no_not_applicable_checks() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(out.json()["summary"]["not_applicable"], 0);
 }
+
+#[rstest::rstest]
+fn completions_name_every_subcommand(#[values("bash", "zsh", "fish")] shell: &str) {
+    let out = mab(["completions", shell]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for sub in ["gate", "push", "assemble", "merge-reports", "platforms"] {
+        assert!(out.stdout.contains(sub), "{shell}: no {sub}");
+    }
+    assert!(out.stdout.contains("--expect"), "{shell}");
+}
+
+#[test]
+fn the_man_page_is_roff() {
+    let out = mab(["man"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(".TH mab-verify 1"), "{}", out.stdout);
+    assert!(out.stdout.contains(".SH SUBCOMMANDS"), "{}", out.stdout);
+    assert!(out.stdout.contains("gate"));
+    let bad = mab(["completions", "tcsh"]);
+    assert_eq!(bad.code, 2);
+}

@@ -2,8 +2,10 @@
 
 mod assemble;
 mod build;
+mod completions;
 mod demo;
 mod gate;
+mod man;
 mod merge_reports;
 pub mod platforms;
 mod push;
@@ -17,6 +19,8 @@ use crate::settings::Settings;
 pub fn run(cli: Cli) -> Result<u8> {
     settle_allocator();
     match cli.command {
+        Some(Command::Completions { shell }) => completions::completions(shell),
+        Some(Command::Man) => man::man(),
         Some(Command::Platforms) => {
             print!("{}", platforms::platforms_table());
             Ok(exit::OK)
