@@ -98,7 +98,7 @@ impl Config {
             .chain(config.platform.keys())
             .chain(&config.expect)
         {
-            Platform::parse(name)?;
+            crate::platform::parse_normalized(name)?;
         }
         Ok(config)
     }
@@ -108,7 +108,8 @@ impl Config {
         self.platform
             .iter()
             .find(|(name, _)| {
-                Platform::parse(name).is_ok_and(|p| p.arch == platform.arch && p.os == platform.os)
+                crate::platform::parse_normalized(name)
+                    .is_ok_and(|p| p.arch == platform.arch && p.os == platform.os)
             })
             .map(|(_, c)| c)
     }
@@ -133,7 +134,7 @@ impl Config {
         self.qemu
             .iter()
             .filter_map(|(name, path)| {
-                Platform::parse(name)
+                crate::platform::parse_normalized(name)
                     .ok()
                     .map(|p| (p.arch.key(), path.clone()))
             })

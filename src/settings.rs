@@ -173,7 +173,7 @@ impl Settings {
             .map(|name| {
                 Ok(ExpectedPlatform {
                     name: name.clone(),
-                    platform: Platform::parse(name)?,
+                    platform: crate::platform::parse_normalized(name)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -207,7 +207,7 @@ impl Settings {
         let top = config_layer("run", &config.run, place, None)?;
         let mut platforms = Vec::new();
         for (name, section) in &config.platform {
-            let platform = Platform::parse(name)?;
+            let platform = crate::platform::parse_normalized(name)?;
             let layer = config_layer(
                 &format!("platform.\"{name}\""),
                 section,
@@ -218,7 +218,11 @@ impl Settings {
         }
         Ok(Settings {
             expects,
-            platform_filter: flags.platform.as_deref().map(Platform::parse).transpose()?,
+            platform_filter: flags
+                .platform
+                .as_deref()
+                .map(crate::platform::parse_normalized)
+                .transpose()?,
             allow_extra: flags.allow_extra,
             sysroot: flags.sysroot.clone(),
             no_run: flags.no_run,

@@ -64,3 +64,37 @@ fn the_man_page_is_roff() {
     let bad = mab(["completions", "tcsh"]);
     assert_eq!(bad.code, 2);
 }
+
+#[rstest::rstest]
+#[case("linux/x86_64")]
+#[case("x86_64")]
+fn containerd_aliases_are_accepted_and_reported_normalised(#[case] alias: &str) {
+    // /bin/true is amd64 on the machines this suite runs on.
+    let out = mab([
+        "--no-run",
+        "--format",
+        "json",
+        "--expect",
+        alias,
+        "/bin/true",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["artifacts"][0]["expected"]["platform"],
+        "linux/amd64"
+    );
+}
+
+#[test]
+fn aliases_name_an_image_platform_too() {
+    let out = mab([
+        "--no-run",
+        "--platform",
+        "linux/aarch64",
+        "--expect",
+        "arm64/v8",
+        "/bin/true",
+    ]);
+    out.assert_no_panic();
+    assert_ne!(out.code, 2, "{}", out.stderr);
+}

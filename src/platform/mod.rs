@@ -1,6 +1,8 @@
 //! Platform model and every lookup into the architecture table (names, ELF identity, store names).
 
+mod aliases;
 mod table;
+pub use aliases::parse_normalized;
 
 use serde::Serialize;
 use std::fmt;
