@@ -262,6 +262,9 @@ pub struct VerifyFlags {
     /// Colour in the human report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Print only failures, warnings and the verdict; no progress.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// A report format `--report` can write.

@@ -103,6 +103,8 @@ pub struct BuildSettings {
 #[derive(Debug, Clone)]
 pub struct OutputSettings {
     pub format: Format,
+    /// `--quiet`: failures, warnings and the verdict only, and no progress.
+    pub quiet: bool,
     pub color: bool,
     pub reports: Vec<ReportSpec>,
     /// Running in GitHub Actions: annotations, and the step summary file if one is named.
@@ -147,6 +149,7 @@ pub(crate) struct RunLayers {
 impl Settings {
     /// Load the config the flags name and resolve everything.
     pub fn resolve(flags: &VerifyFlags) -> Result<Settings> {
+        crate::pipeline::set_quiet(flags.quiet);
         let config = Config::load(flags.config.as_deref())?;
         let place = match &flags.config {
             Some(p) => p.display().to_string(),
@@ -237,6 +240,7 @@ impl Settings {
             },
             output: OutputSettings {
                 format: flags.format,
+                quiet: flags.quiet,
                 color: use_color(flags.color),
                 reports: flags.reports.clone(),
                 github: (std::env::var(env::GITHUB_ACTIONS).is_ok_and(|v| v == "true"))

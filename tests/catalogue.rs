@@ -98,3 +98,35 @@ fn aliases_name_an_image_platform_too() {
     out.assert_no_panic();
     assert_ne!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn quiet_prints_only_failures_and_the_verdict() {
+    let ok = mab(["--quiet", "--expect-output", "none", "/bin/true"]);
+    assert_eq!(ok.code, 0);
+    assert_eq!(ok.stdout.lines().count(), 1, "{}", ok.stdout);
+    assert!(ok.stdout.starts_with("PASS"), "{}", ok.stdout);
+    let bad = mab(["-q", "--expect", "linux/arm64", "/bin/true"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stdout.contains("fail elf.machine"), "{}", bad.stdout);
+    assert!(!bad.stdout.contains("elf.format"), "{}", bad.stdout);
+}
+
+#[test]
+fn clicolor_force_colours_and_no_color_wins() {
+    let mut c = harness::command();
+    c.env_remove("NO_COLOR").env("CLICOLOR_FORCE", "1").args([
+        "--expect-output",
+        "none",
+        "/bin/true",
+    ]);
+    let out = harness::run_cmd(c);
+    assert!(out.stdout.contains("\x1b["), "{}", out.stdout);
+    let mut c = harness::command();
+    c.env("CLICOLOR_FORCE", "1")
+        .args(["--expect-output", "none", "/bin/true"]);
+    let out = harness::run_cmd(c);
+    assert!(
+        !out.stdout.contains("\x1b["),
+        "NO_COLOR=1 is set by command()"
+    );
+}

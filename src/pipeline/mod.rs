@@ -19,6 +19,14 @@ pub use binaries::{Outcome, verify_binaries};
 pub use image::verify_set;
 pub use output::print_report;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `--quiet`: progress lines are not printed.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 use std::path::{Path, PathBuf};
 
 /// A path to verify, and what its producer says it is for (a build target's platform).
@@ -112,7 +120,7 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
 }
 
 pub fn progress(message: &str) {
-    if std::io::stderr().is_terminal() {
+    if !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal() {
         eprintln!("{message}");
     }
 }

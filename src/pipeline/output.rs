@@ -10,6 +10,12 @@ use crate::settings::OutputSettings;
 pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
     let text = match output.format {
         Format::Json => report::json::render(report),
+        Format::Human if output.quiet => report::human::render_quiet(
+            report,
+            report::human::Style {
+                color: output.color,
+            },
+        ),
         Format::Human => report::human::render(
             report,
             report::human::Style {

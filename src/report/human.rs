@@ -105,6 +105,31 @@ pub fn render(report: &Report, style: Style) -> String {
     out
 }
 
+/// `--quiet`: only the artifacts with failures or warnings, those findings, and the verdict.
+pub fn render_quiet(report: &Report, style: Style) -> String {
+    let mut out = String::new();
+    for a in &report.artifacts {
+        let findings: Vec<_> = a
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+            .collect();
+        if findings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{} {}", style.status(Status::Fail, "✗"), a.path);
+        for c in findings {
+            let label = style.status(c.status, c.status.as_str());
+            let _ = writeln!(out, "    {label} {}: {}", c.id, c.message);
+            for (name, value) in c.details() {
+                let _ = writeln!(out, "        {name:<8} {value}");
+            }
+        }
+    }
+    summary(&mut out, report, style);
+    out
+}
+
 fn only_binaries(report: &Report) -> bool {
     report
         .artifacts
