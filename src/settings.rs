@@ -1,57 +1,23 @@
 //! Flags, `mab.toml` and the environment resolved once into one validated `Settings` value.
 //!
-//! One precedence everywhere: flag > `mab.toml` platform table > `mab.toml` top level >
-//! default. Every value is checked here; an invalid one is exit 2 naming the key or flag and
-//! the allowed range. Stages downstream take `Settings` / `RunSettings`, never raw flags or
-//! config.
+//! One precedence everywhere: flag > `mab.toml` platform table > top level > default. Every
+//! value is checked here (exit 2 naming the key and range); stages take only the result.
 
 use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, render};
 use crate::cli::{ColorChoice, Format, ReportSpec, VerifyFlags};
-use crate::config::{Config, Number, RunConfig};
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::platform::{ARCHES, Platform};
+use crate::platform::Platform;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Every environment variable the tool reads (README "Environment").
-pub mod env {
-    /// Seconds since the epoch for archive timestamps and `generated_at`.
-    pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
-    /// Non-empty: no colour, whatever the terminal.
-    pub const NO_COLOR: &str = "NO_COLOR";
-    /// Non-empty and not `0`: colour even when stdout is not a terminal.
-    pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
-    /// `true`: add GitHub annotations and the step summary.
-    pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
-    /// The file GitHub Actions shows as the step summary.
-    pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
-    /// Where `qemu-<arch>` and the demo's compilers are looked up.
-    pub const PATH: &str = "PATH";
-    /// `MAB_QEMU_<ARCH>` (`MAB_QEMU_AARCH64`): the emulator of one row (read by `run`, named
-    /// by `Arch::qemu_env_var`).
-    pub const QEMU_PREFIX: &str = "MAB_QEMU_";
-    /// Registry credentials for `push` (read by `publish::auth`).
-    pub const REGISTRY_USER: &str = "MAB_REGISTRY_USER";
-    pub const REGISTRY_PASSWORD: &str = "MAB_REGISTRY_PASSWORD";
-    /// A containers-auth.json file for `push` (read by `publish::auth`).
-    pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
-    /// Values the gated command receives (written, not read).
-    pub const VERIFIED_DIGEST: &str = "MAB_VERIFIED_DIGEST";
-    pub const REPORT: &str = "MAB_REPORT";
-    pub const PLATFORMS: &str = "MAB_PLATFORMS";
+mod env_vars;
+mod validate;
 
-    /// `SOURCE_DATE_EPOCH`, or `None` when unset. A malformed value is refused by
-    /// `Settings::resolve`, so later readers may ignore it.
-    pub fn source_date_epoch() -> std::result::Result<Option<u64>, String> {
-        match std::env::var(SOURCE_DATE_EPOCH) {
-            Err(_) => Ok(None),
-            Ok(v) if v.trim().is_empty() => Ok(None),
-            Ok(v) => v.trim().parse().map(Some).map_err(|_| v),
-        }
-    }
-}
+pub use env_vars::env;
+use validate::{config_layer, limits, seconds_f64, validate_output};
 
 /// Longest run a timeout may allow: a day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
@@ -313,152 +279,6 @@ impl RunSettings {
             output_cap: self.output_cap,
         }
     }
-}
-
-fn config_layer(
-    section: &str,
-    c: &RunConfig,
-    place: &str,
-    platform: Option<&Platform>,
-) -> Result<RunLayer> {
-    let key = |name: &str| format!("{section}.{name}");
-    let output = match (&c.expect_output_regex, &c.expect_output) {
-        (Some(re), _) => Some(OutputRule::Regex(re.clone())),
-        (None, Some(t)) => Some(OutputRule::Template(t.clone())),
-        (None, None) => None,
-    };
-    let output_key = match output {
-        Some(OutputRule::Regex(_)) => key("expect_output_regex"),
-        _ => key("expect_output"),
-    };
-    validate_output(&output_key, output.as_ref(), platform, place)?;
-    Ok(RunLayer {
-        args: c.args.clone(),
-        output,
-        timeout: c
-            .timeout_secs
-            .as_ref()
-            .map(|v| seconds(&key("timeout_secs"), v, place))
-            .transpose()?,
-        output_cap: c
-            .output_cap_bytes
-            .as_ref()
-            .map(|v| count(&key("output_cap_bytes"), v, place, 1, MAX_OUTPUT_CAP))
-            .transpose()?
-            .map(|n| n as usize),
-        version: c.version.clone(),
-    })
-}
-
-fn limits(config: &Config, place: &str) -> Result<crate::image::Limits> {
-    let d = crate::image::Limits::default();
-    let l = &config.limits;
-    let get = |name: &str, v: &Option<Number>, max: i64, default: u64| -> Result<u64> {
-        match v {
-            None => Ok(default),
-            Some(v) => count(&format!("limits.{name}"), v, place, 1, max).map(|n| n as u64),
-        }
-    };
-    Ok(crate::image::Limits {
-        max_uncompressed: get(
-            "max_uncompressed_bytes",
-            &l.max_uncompressed_bytes,
-            1 << 50,
-            d.max_uncompressed,
-        )?,
-        max_json: get("max_json_bytes", &l.max_json_bytes, 1 << 30, d.max_json)?,
-        max_nesting: get("max_nesting", &l.max_nesting, 64, d.max_nesting as u64)? as usize,
-        max_binary_bytes: get(
-            "max_binary_bytes",
-            &l.max_binary_bytes,
-            1 << 40,
-            d.max_binary_bytes,
-        )?,
-    })
-}
-
-fn seconds_range() -> String {
-    format!("a number of seconds greater than 0 and at most {MAX_TIMEOUT_SECS}")
-}
-
-fn seconds_f64(key: &str, t: f64, place: &str) -> Result<Duration> {
-    if t > 0.0 && t <= MAX_TIMEOUT_SECS {
-        return Ok(Duration::from_secs_f64(t));
-    }
-    Err(Error::Setting {
-        key: key.into(),
-        value: t.to_string(),
-        place: place.into(),
-        allowed: seconds_range(),
-    })
-}
-
-fn seconds(key: &str, v: &Number, place: &str) -> Result<Duration> {
-    let t = match v {
-        toml::Value::Float(f) => *f,
-        toml::Value::Integer(i) => *i as f64,
-        other => {
-            return Err(Error::Setting {
-                key: key.into(),
-                value: other.to_string(),
-                place: place.into(),
-                allowed: seconds_range(),
-            });
-        }
-    };
-    seconds_f64(key, t, place)
-}
-
-fn count(key: &str, v: &Number, place: &str, min: i64, max: i64) -> Result<i64> {
-    match v {
-        toml::Value::Integer(i) if (min..=max).contains(i) => Ok(*i),
-        other => Err(Error::Setting {
-            key: key.into(),
-            value: other.to_string(),
-            place: place.into(),
-            allowed: format!("a whole number from {min} to {max}"),
-        }),
-    }
-}
-
-/// Templates name only known placeholders; regexes compile once filled in.
-fn validate_output(
-    key: &str,
-    rule: Option<&OutputRule>,
-    platform: Option<&Platform>,
-    place: &str,
-) -> Result<()> {
-    let Some(rule) = rule else { return Ok(()) };
-    let text = match rule {
-        OutputRule::Template(t) | OutputRule::Regex(t) => t,
-    };
-    let bad = |allowed: String| Error::Setting {
-        key: key.into(),
-        value: format!("{text:?}"),
-        place: place.into(),
-        allowed,
-    };
-    let placeholder = regex::Regex::new(r"\{([A-Za-z_]+)\}").expect("a valid regex");
-    for m in placeholder.captures_iter(text) {
-        if !PLACEHOLDERS.contains(&&m[1]) {
-            return Err(bad(format!(
-                "a text with only the placeholders {} ({{{}}} is none of them)",
-                PLACEHOLDERS
-                    .iter()
-                    .map(|p| format!("{{{p}}}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                &m[1]
-            )));
-        }
-    }
-    if let OutputRule::Regex(re) = rule {
-        let sample = platform.copied().unwrap_or(Platform::linux(&ARCHES[0]));
-        if let Err(e) = regex::Regex::new(&render(re, &sample, Some("1.0.0"))) {
-            return Err(bad(format!("a valid regular expression ({e})")));
-        }
-    }
-    Ok(())
 }
 
 /// `--color`, then `NO_COLOR`, then `CLICOLOR_FORCE`, then whether stdout is a terminal.

@@ -126,7 +126,7 @@ impl CheckId {
             }
             CheckId::IndexDuplicate => "no platform listed twice",
             CheckId::IndexExpected => {
-                "every `--expect` (else `mab.toml` `expect`) platform present among an index's images, or among the binaries given (a `set` artifact), nothing else unless `--allow-extra`"
+                "every `--expect` (else `mab.toml` `expect`) platform present among an index's images, or among the binaries given with several `--expect` (a `set` artifact), nothing else unless `--allow-extra`"
             }
             CheckId::IndexMediaTypes => {
                 "warning: OCI and Docker media types mixed in one index (podman does this)"

@@ -1,0 +1,39 @@
+//! Every environment variable the tool reads, declared in one place.
+
+/// Every environment variable the tool reads (README "Environment").
+pub mod env {
+    /// Seconds since the epoch for archive timestamps and `generated_at`.
+    pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+    /// Non-empty: no colour, whatever the terminal.
+    pub const NO_COLOR: &str = "NO_COLOR";
+    /// Non-empty and not `0`: colour even when stdout is not a terminal.
+    pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
+    /// `true`: add GitHub annotations and the step summary.
+    pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+    /// The file GitHub Actions shows as the step summary.
+    pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+    /// Where `qemu-<arch>` and the demo's compilers are looked up.
+    pub const PATH: &str = "PATH";
+    /// `MAB_QEMU_<ARCH>` (`MAB_QEMU_AARCH64`): the emulator of one row (read by `run`, named
+    /// by `Arch::qemu_env_var`).
+    pub const QEMU_PREFIX: &str = "MAB_QEMU_";
+    /// Registry credentials for `push` (read by `publish::auth`).
+    pub const REGISTRY_USER: &str = "MAB_REGISTRY_USER";
+    pub const REGISTRY_PASSWORD: &str = "MAB_REGISTRY_PASSWORD";
+    /// A containers-auth.json file for `push` (read by `publish::auth`).
+    pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+    /// Values the gated command receives (written, not read).
+    pub const VERIFIED_DIGEST: &str = "MAB_VERIFIED_DIGEST";
+    pub const REPORT: &str = "MAB_REPORT";
+    pub const PLATFORMS: &str = "MAB_PLATFORMS";
+
+    /// `SOURCE_DATE_EPOCH`, or `None` when unset. A malformed value is refused by
+    /// `Settings::resolve`, so later readers may ignore it.
+    pub fn source_date_epoch() -> std::result::Result<Option<u64>, String> {
+        match std::env::var(SOURCE_DATE_EPOCH) {
+            Err(_) => Ok(None),
+            Ok(v) if v.trim().is_empty() => Ok(None),
+            Ok(v) => v.trim().parse().map(Some).map_err(|_| v),
+        }
+    }
+}
