@@ -202,6 +202,7 @@ impl CommonArgs {
             strict: self.strict,
             no_run: self.no_run,
             require_run: self.require_run,
+            require_sealed: false,
             expect_output: None,
             expect_output_regex: None,
             run_args: Vec::new(),
@@ -271,6 +272,9 @@ pub struct VerifyArgs {
     /// Exit 3 when a platform cannot be run here (no qemu), instead of skipping it.
     #[arg(long)]
     pub require_run: bool,
+    /// Exit 3 when runs cannot be sealed here (no bubblewrap or no namespaces).
+    #[arg(long)]
+    pub require_sealed: bool,
     /// Expected stdout, a template: {os} {arch} {oci_arch} {variant} {triple} {version}; `none` checks only the exit status.
     #[arg(
         long,

@@ -82,6 +82,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 strict: false,
                 no_run,
                 require_run: false,
+                require_sealed: false,
                 expect_output: None,
                 expect_output_regex: None,
                 run_args: Vec::new(),
@@ -165,6 +166,9 @@ impl Options {
             return Err(Error::Usage(format!(
                 "--timeout {t}: give a positive number of seconds"
             )));
+        }
+        if args.require_sealed && !args.no_run {
+            crate::run::seal::require_sealed()?;
         }
         Ok(Options {
             expects,
