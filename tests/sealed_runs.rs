@@ -446,3 +446,83 @@ fn a_normal_user_gets_sealed_runs_too() {
     let left = wait_until_gone(bin.to_str().unwrap());
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[rstest]
+fn sigterm_to_mab_verify_ends_its_runs_and_removes_its_temporary_files(
+    #[values(true, false)] sealed: bool,
+    #[values(libc::SIGTERM, libc::SIGINT)] sig: i32,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = hostile(host_row(), dir.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = command();
+    if !sealed {
+        cmd.env("MAB_BWRAP", "none");
+    }
+    cmd.env("TMPDIR", tmp.path())
+        .args(["--format", "json", "--timeout", "60", "--args", "hang"])
+        .arg(&bin)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until the run is under way (its process exists), then signal mab-verify.
+    let until = Instant::now() + Duration::from_secs(10);
+    while alive(bin.to_str().unwrap()).is_empty() {
+        assert!(Instant::now() < until, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().count() > 0,
+        "mab-verify keeps its temporary files under TMPDIR"
+    );
+    let started = Instant::now();
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(128 + sig), "{status:?}");
+    let left = wait_until_gone(bin.to_str().unwrap());
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(files.is_empty(), "temporary files left: {files:?}");
+}
+
+/// A process limit that leaves no room for worker threads is a clear exit 3, never a panic.
+#[test]
+fn no_room_for_threads_is_exit_3() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to switch to a user whose process count is known");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut perms = std::fs::metadata(tmp.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o777);
+    std::fs::set_permissions(tmp.path(), perms).unwrap();
+    // RLIMIT_NPROC counts the user's threads too: one process, no room for another thread.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=1", "--"])
+        .arg(env!("CARGO_BIN_EXE_mab-verify"))
+        .args(["--no-run", "/bin/true"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("thread"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "temporary files left"
+    );
+}

@@ -47,6 +47,13 @@ pub struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
+        if interrupted() {
+            // The signal thread is cleaning up and ends the process with 128+signal; a
+            // verdict reached meanwhile (runs it killed) must not become the exit status.
+            loop {
+                std::thread::park();
+            }
+        }
         if let Some(dir) = PRIVATE_TMP.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = std::fs::remove_dir_all(dir);
         }
