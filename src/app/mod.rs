@@ -344,6 +344,12 @@ pub(crate) fn print_report(report: &Report, args: &VerifyArgs) {
             },
         ),
     };
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    let text = if github {
+        report::github::fence(&text)
+    } else {
+        text
+    };
     print!("{text}");
     for spec in &args.reports {
         if let Err(e) = write_report(report, spec) {

@@ -137,13 +137,34 @@ pub fn gate(artifact: &Path, command: &[String], args: &VerifyArgs) -> Result<u8
         );
         return Ok(exit::CHECK_FAILED);
     }
-    let status = std::process::Command::new(program)
+    // A private, read-only copy of exactly the verified bytes, for commands that can take a
+    // path: nothing else can write it, whatever happens to the original.
+    let (copy_dir, verified) =
+        crate::publish::place::verified_copy(artifact, &before, fingerprint)?;
+    // Checked again right before the command: the original is what was verified.
+    let last = fingerprint(artifact)?;
+    if last != before {
+        eprintln!(
+            "mab-verify gate: {} changed after it was verified ({before} → {last}); refusing to run {program}.",
+            artifact.display()
+        );
+        return Ok(exit::CHECK_FAILED);
+    }
+    let mut gated = std::process::Command::new(program);
+    match crate::run::guard::caller_tmpdir() {
+        Some(t) => gated.env("TMPDIR", t),
+        None => gated.env_remove("TMPDIR"),
+    };
+    let status = gated
         .args(rest)
+        .env("MAB_VERIFIED_PATH", &verified)
         .env("MAB_VERIFIED_DIGEST", &digest)
         .env("MAB_REPORT", report_file.path())
         .env("MAB_PLATFORMS", platforms.join(","))
         .status()
-        .map_err(|e| Error::Usage(format!("gate: cannot run {program}: {e}")))?;
+        .map_err(|e| Error::Usage(format!("gate: cannot run {program}: {e}")));
+    crate::publish::place::release(copy_dir.path());
+    let status = status?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code.clamp(0, 255) as u8,

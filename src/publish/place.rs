@@ -96,6 +96,34 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A private read-only copy of `artifact` whose fingerprint must be `verified` (what was
+/// checked); the directory holding it goes away when the returned guard is dropped (after
+/// [`release`]).
+pub fn verified_copy(
+    artifact: &Path,
+    verified: &str,
+    fingerprint: impl Fn(&Path) -> crate::error::Result<String>,
+) -> crate::error::Result<(tempfile::TempDir, PathBuf)> {
+    let io = |e: std::io::Error| crate::error::Error::Io {
+        context: format!("making a private copy of {}", artifact.display()),
+        source: e,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("mab-verified-")
+        .tempdir()
+        .map_err(io)?;
+    let copy = private_copy(artifact, dir.path()).map_err(io)?;
+    let got = fingerprint(&copy)?;
+    if got != verified {
+        release(dir.path());
+        return Err(crate::error::Error::input(
+            artifact,
+            format!("changed while it was verified ({verified} → {got}); nothing is published"),
+        ));
+    }
+    Ok((dir, copy))
+}
+
 /// Make a private copy writable again so it can be removed.
 pub fn release(copy: &Path) {
     use std::os::unix::fs::PermissionsExt;
