@@ -3,6 +3,7 @@
 //! and GitHub annotations cannot be injected by data.
 
 mod harness;
+mod support;
 
 use harness::{command, run_cmd};
 use std::os::unix::fs::PermissionsExt;
@@ -110,4 +111,64 @@ fn workflow_commands_cannot_be_injected_through_names() {
     }
     // The name arrives escaped, not interpreted: '%' first, then the line break.
     assert!(out.stdout.contains("%250A"), "{}", out.stdout);
+}
+
+/// Two assembles into one output at once: at most one reports success, and whatever sits at
+/// the output is a whole archive that verifies (skopeo reads it).
+#[test]
+fn two_assembles_into_one_output_never_both_succeed() {
+    use support::images::images;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.oci.tar");
+    for round in 0..3 {
+        let _ = std::fs::remove_file(&out);
+        let start = |keys: &[&str]| {
+            let mut c = command();
+            c.arg("assemble").arg("--no-run").arg("-o").arg(&out);
+            for k in keys {
+                c.arg(images().docker_archive_for(support::row(k)).unwrap());
+            }
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let a = start(&["x86_64-linux", "aarch64-linux"]);
+        let b = start(&["x86_64-linux", "armv7l-linux"]);
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let ok = [a.status.success(), b.status.success()];
+        assert!(
+            ok.iter().filter(|o| **o).count() <= 1,
+            "round {round}: both succeeded"
+        );
+        for o in [&a, &b] {
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(!e.contains("panicked"), "{e}");
+        }
+        if ok.contains(&true) {
+            let raw = std::process::Command::new("skopeo")
+                .args(["--insecure-policy", "inspect", "--raw"])
+                .arg(format!("oci-archive:{}", out.display()))
+                .output()
+                .unwrap();
+            assert!(
+                raw.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&raw.stderr)
+            );
+            let mut v = command();
+            v.args(["--no-run", "--format", "json"]).arg(&out);
+            assert_eq!(
+                run_cmd(v).code,
+                0,
+                "round {round}: the output does not verify"
+            );
+        }
+        let partial: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(partial.is_empty(), "left: {partial:?}");
+    }
 }
