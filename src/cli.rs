@@ -72,6 +72,9 @@ pub enum Command {
         /// MAB_REGISTRY_USER/MAB_REGISTRY_PASSWORD.
         #[arg(long, value_name = "USER:PASSWORD")]
         creds: Option<String>,
+        /// Read the password from stdin (one line); --creds then gives only USER.
+        #[arg(long, requires = "creds")]
+        password_stdin: bool,
         /// Speak HTTP, not HTTPS (loopback registries; elsewhere also --allow-remote-plain-http).
         #[arg(long)]
         plain_http: bool,

@@ -261,6 +261,7 @@ pub fn push(
     let opts = registry::PushOptions {
         plain_http,
         credentials,
+        timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
         ..Default::default()
     };
     match registry::push_layout(&layout, &root, &media_type, &target, &opts, &mut |line| {
@@ -276,7 +277,10 @@ pub fn push(
             );
             Ok(exit::OK)
         }
-        Err(e @ registry::PushError::DigestChanged { .. }) => {
+        Err(
+            e @ (registry::PushError::DigestChanged { .. }
+            | registry::PushError::BlobChanged { .. }),
+        ) => {
             eprintln!("mab-verify push: {e}");
             Ok(exit::CHECK_FAILED)
         }
