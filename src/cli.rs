@@ -179,6 +179,9 @@ pub struct CommonArgs {
     /// Exit 3 when a platform cannot be run here (no qemu), instead of skipping it.
     #[arg(long)]
     pub require_run: bool,
+    /// Exit 3 when runs cannot be sealed here (no bubblewrap or no namespaces).
+    #[arg(long)]
+    pub require_sealed: bool,
     /// Treat warnings as failures.
     #[arg(long)]
     pub strict: bool,
@@ -205,7 +208,7 @@ impl CommonArgs {
             strict: self.strict,
             no_run: self.no_run,
             require_run: self.require_run,
-            require_sealed: false,
+            require_sealed: self.require_sealed,
             expect_output: None,
             expect_output_regex: None,
             run_args: Vec::new(),
