@@ -137,9 +137,32 @@ pub fn plan(
     env: Vec<(String, String)>,
 ) -> Result<Invocation, String> {
     match seal::mechanism() {
-        seal::Mechanism::Bwrap(bwrap) => {
-            Ok(plan_sealed(bwrap, binary, closure, emulator, args, env))
-        }
+        seal::Mechanism::Bwrap(bwrap) => match emulator {
+            // A dynamically linked qemu cannot start inside a foreign root: seal the host root
+            // instead and let qemu's -L, with the root's own loader, find the guest's files.
+            Emulator::Qemu { path, .. }
+                if closure.is_some_and(|c| !c.root.is_host())
+                    && !is_static(&static_variant(path)) =>
+            {
+                let root = &closure.expect("checked above").root;
+                let mut inv = plan_unsealed(binary, elf, closure, emulator, args, env)?;
+                let mut binds = vec![(root.dir.clone(), root.dir.display().to_string())];
+                if !binary.starts_with(&root.dir) {
+                    binds.push((binary.to_path_buf(), binary.display().to_string()));
+                }
+                binds.push((path.clone(), path.display().to_string()));
+                inv.runner.push_str(
+                    ", sealed, host root read-only (no static qemu: -L falls through to the host)",
+                );
+                inv.sandbox = Some(seal::Sandbox {
+                    bwrap: bwrap.clone(),
+                    root: PathBuf::from("/"),
+                    binds,
+                });
+                Ok(inv)
+            }
+            _ => Ok(plan_sealed(bwrap, binary, closure, emulator, args, env)),
+        },
         seal::Mechanism::Unsealed { why } => {
             let mut inv = plan_unsealed(binary, elf, closure, emulator, args, env)?;
             inv.runner.push_str(&format!(", not sealed ({why})"));
@@ -227,13 +250,14 @@ fn plan_sealed(
 
 /// `qemu-aarch64-static` beside (or on PATH instead of) a dynamically linked `qemu-aarch64`;
 /// the emulator itself when it is static already or no static one exists.
+fn is_static(p: &Path) -> bool {
+    crate::inspect::inspect_file(p)
+        .ok()
+        .and_then(|f| f.elf().map(|e| e.interpreter.is_none()))
+        .unwrap_or(false)
+}
+
 fn static_variant(qemu: &Path) -> PathBuf {
-    let is_static = |p: &Path| {
-        crate::inspect::inspect_file(p)
-            .ok()
-            .and_then(|f| f.elf().map(|e| e.interpreter.is_none()))
-            .unwrap_or(false)
-    };
     if is_static(qemu) {
         return qemu.to_path_buf();
     }

@@ -75,6 +75,7 @@ fn detect() -> Mechanism {
         .arg(&bwrap)
         .args(["--unshare-user-try", "--unshare-net", "--unshare-ipc"])
         .args(["--ro-bind", "/", "/", "--proc", "/proc", "--", "true"])
+        .env("PATH", "/usr/bin:/bin")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
