@@ -830,6 +830,13 @@ enum Payload<'b> {
     File(&'b Path, &'b str),
 }
 
+/// `url` is on the origin `base` (`scheme://host[:port]`): the same scheme, host and port,
+/// not merely a prefix (`https://reg.example.com.evil/` is another origin).
+fn same_origin(base: &str, url: &str) -> bool {
+    url.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Hashes what it reads. The read that would hand over the last of `len` bytes (the body's
 /// Content-Length, after which the client sends nothing more) fails instead if the digest is
 /// not `expected`, so the registry never receives a complete body.
@@ -1007,11 +1014,9 @@ impl<'a> Client<'a> {
         }
         // Credentials only to the registry's own origin: an upload Location elsewhere (a
         // storage backend, or a hostile registry pointing at someone else) gets none.
-        let same_origin = call
-            .url
-            .strip_prefix(&self.base)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        if same_origin && let Some(auth) = self.authorization() {
+        if same_origin(&self.base, &call.url)
+            && let Some(auth) = self.authorization()
+        {
             builder = builder.header("Authorization", auth);
         }
         let mismatch = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
@@ -1654,6 +1659,27 @@ mod tests {
         }
         for s in [400, 401, 403, 404, 405, 413] {
             assert!(!http(s).is_transient(), "{s}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    #[test]
+    fn credentials_go_only_to_the_registrys_own_origin() {
+        let base = "https://reg.example.com";
+        assert!(super::same_origin(
+            base,
+            "https://reg.example.com/v2/a/blobs/uploads/x"
+        ));
+        for other in [
+            "https://reg.example.com.evil/v2/",
+            "https://reg.example.com:444/v2/",
+            "http://reg.example.com/v2/",
+            "https://storage.example.net/upload?x",
+            "https://reg.example.com@evil/v2/",
+        ] {
+            assert!(!super::same_origin(base, other), "{other}");
         }
     }
 }
