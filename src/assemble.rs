@@ -348,22 +348,37 @@ pub fn finalize(req: &Request, assembled: &Assembled) -> Result<(), AssembleErro
             req.output.display()
         )));
     }
+    use crate::publish::place;
+    let taken = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            AssembleError::Input(format!(
+                "{} appeared while assembling (another writer?); nothing was replaced",
+                req.output.display()
+            ))
+        } else {
+            io("moving the result to", e)
+        }
+    };
     if req.layout {
-        std::fs::rename(&assembled.staged_layout, &req.output)
-            .map_err(|e| io("moving the layout to", e))
+        // Never onto an existing directory: rename(2) would replace an empty one.
+        place::rename_noreplace(&assembled.staged_layout, &req.output).map_err(taken)
     } else {
-        let temp = req.output.with_file_name(format!(
-            ".{}.partial",
-            req.output
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+        // A unique name per writer, so two processes never share (and corrupt) one file.
+        let temp = place::temp_beside(&req.output).map_err(|e| io("creating a file beside", e))?;
         write::write_oci_archive(&assembled.staged_layout, &temp, req.mtime)
             .map_err(|e| AssembleError::Input(e.to_string()))?;
-        std::fs::rename(&temp, &req.output).map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            io("moving the archive to", e)
-        })
+        let written = place::sha256_file(&temp).map_err(|e| io("reading back", e))?;
+        place::rename_noreplace(&temp, &req.output).map_err(taken)?;
+        // The name now belongs to the output; drop the temp path without deleting it.
+        let _ = temp.keep();
+        // What sits at the output is what this process wrote, read again.
+        let now = place::sha256_file(&req.output).map_err(|e| io("reading back", e))?;
+        if now != written {
+            return Err(AssembleError::Input(format!(
+                "{} changed right after it was written ({written} → {now}); another process writes the same output",
+                req.output.display()
+            )));
+        }
+        Ok(())
     }
 }

@@ -87,6 +87,9 @@ pub enum Command {
         /// MAB_REGISTRY_USER/MAB_REGISTRY_PASSWORD.
         #[arg(long, value_name = "USER:PASSWORD")]
         creds: Option<String>,
+        /// Read the password from stdin (one line); --creds then gives only USER.
+        #[arg(long, requires = "creds")]
+        password_stdin: bool,
         /// Speak HTTP, not HTTPS (loopback registries; elsewhere also --allow-remote-plain-http).
         #[arg(long)]
         plain_http: bool,
@@ -230,6 +233,9 @@ pub struct VerifyFlags {
         num_args = 1
     )]
     pub run_args: Vec<String>,
+    /// Exit 3 when runs cannot be sealed here (no bubblewrap or no namespaces).
+    #[arg(long)]
+    pub require_sealed: bool,
     /// Expected stdout, a template: {os} {arch} {oci_arch} {variant} {triple} {version}; `none` checks only the exit status.
     #[arg(
         long,

@@ -45,6 +45,8 @@ pub struct Settings {
     pub sysroot: Option<PathBuf>,
     pub no_run: bool,
     pub require_run: bool,
+    /// `--require-sealed`: exit 3 when runs cannot be sealed here.
+    pub require_sealed: bool,
     pub strict: bool,
     /// `--all`: every ELF file of a directory, not only its programs.
     pub all: bool,
@@ -185,6 +187,9 @@ impl Settings {
             )?;
             platforms.push((platform, layer));
         }
+        if flags.require_sealed && !flags.no_run {
+            crate::run::seal::require_sealed()?;
+        }
         Ok(Settings {
             expects,
             platform_filter: flags
@@ -196,6 +201,7 @@ impl Settings {
             sysroot: flags.sysroot.clone(),
             no_run: flags.no_run,
             require_run: flags.require_run,
+            require_sealed: flags.require_sealed,
             strict: flags.strict,
             all: false,
             limits: limits(config, place)?,

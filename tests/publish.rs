@@ -266,11 +266,15 @@ fn an_artifact_changed_after_verification_is_refused() {
     )
     .unwrap();
     let marker = dir.path().join("published");
-    let out = gate(
-        &artifact,
-        &["--config", cfg.to_str().unwrap()],
-        &format!("touch {}", marker.display()),
-    );
+    // Unsealed, so the run can write the artifact at all (a sealed one cannot: see
+    // tests/publish_exact.rs); the fingerprint check is what must catch it then.
+    let mut c = command();
+    c.env("MAB_BWRAP", "none")
+        .arg("gate")
+        .arg(&artifact)
+        .args(["--config", cfg.to_str().unwrap()])
+        .args(["--", "sh", "-c", &format!("touch {}", marker.display())]);
+    let out = run_cmd(c);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("changed after it was verified"),

@@ -110,6 +110,7 @@ fn plain(retries: u32) -> PushOptions {
         plain_http: true,
         credentials: None,
         retries,
+        timeouts: Default::default(),
     }
 }
 
@@ -385,7 +386,7 @@ fn a_changed_manifest_blob_is_refused_before_anything_is_sent() {
 }
 
 #[test]
-fn a_changed_layer_is_rejected_by_the_registry_with_a_hint() {
+fn a_changed_layer_is_caught_while_it_streams_and_the_upload_never_completes() {
     let built = build_layout("tampered-layer");
     // The amd64 layer: same size, one byte flipped. Only the registry can notice.
     let manifest: Value =
@@ -402,14 +403,17 @@ fn a_changed_layer_is_rejected_by_the_registry_with_a_hint() {
     let registry = registry::Registry::start(None);
     let err = push(&built, &format!("{}/demo:test", registry.addr), &plain(3)).err();
     let msg = err.to_string();
-    assert_eq!(err.status(), Some(400), "{msg}");
-    assert!(msg.contains(&layer), "names the blob: {msg}");
+    // mab-verify hashes the bytes as they stream and cuts the body off at the end, before
+    // the registry could accept them (it would answer 400 DIGEST_INVALID only afterwards).
     assert!(
-        msg.contains(&registry.addr) && msg.contains("demo"),
+        matches!(
+            err,
+            mab_verify::publish::registry::PushError::BlobChanged { .. }
+        ),
         "{msg}"
     );
-    assert!(msg.contains("DIGEST_INVALID"), "{msg}");
-    assert!(msg.contains("layout changed after verification"), "{msg}");
+    assert!(msg.contains(&layer), "names the blob: {msg}");
+    assert!(msg.contains("aborted before it completed"), "{msg}");
     // Nothing was tagged.
     assert!(
         !skopeo_output(&[

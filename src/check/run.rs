@@ -87,6 +87,20 @@ fn exec_result(runner: &str, c: &crate::run::Captured) -> CheckResult {
             .at(runner.to_string())
             .hint("the program hangs or waits for input; raise --timeout if it is only slow under emulation");
     }
+    if !c.survivors.is_empty() {
+        return CheckResult::fail(
+            ids::RUN_EXEC,
+            format!(
+                "left {} process(es) running when it ended (killed): {}",
+                c.survivors.len(),
+                c.survivors.join("; ")
+            ),
+        )
+        .expected("no process of the run alive when it ends")
+        .found(c.survivors.join("; "))
+        .at(runner.to_string())
+        .hint("a program under test must not daemonize or leave children behind; wait for them before exiting");
+    }
     match (c.exit_code, c.signal) {
         (Some(0), _) => CheckResult::pass(
             ids::RUN_EXEC,

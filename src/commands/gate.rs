@@ -59,8 +59,27 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
             ),
         });
     }
-    let status = std::process::Command::new(program)
+    // A private, read-only copy of exactly the verified bytes, for commands that can take a
+    // path: nothing else can write it, whatever happens to the original.
+    let (copy_dir, verified) = crate::publish::place::verified_copy(artifact, &before, fingerprint)?;
+    // Checked again right before the command: the original is what was verified.
+    let last = fingerprint(artifact)?;
+    if last != before {
+        return Err(Error::Changed {
+            path: artifact.to_path_buf(),
+            before,
+            after: last,
+            consequence: format!("refusing to run {program}"),
+        });
+    }
+    let mut gated = std::process::Command::new(program);
+    match crate::run::guard::caller_tmpdir() {
+        Some(t) => gated.env("TMPDIR", t),
+        None => gated.env_remove("TMPDIR"),
+    };
+    let status = gated
         .args(rest)
+        .env(env::VERIFIED_PATH, &verified)
         .env(env::VERIFIED_DIGEST, &digest)
         .env(env::REPORT, report_file.path())
         .env(env::PLATFORMS, platforms.join(","))
@@ -68,7 +87,9 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
         .map_err(|source| Error::Launch {
             program: program.clone(),
             source,
-        })?;
+        });
+    crate::publish::place::release(copy_dir.path());
+    let status = status?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code.clamp(0, 255) as u8,

@@ -42,13 +42,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             artifact,
             reference,
             creds,
+            password_stdin,
             plain_http,
             allow_remote_plain_http,
             verify,
         }) => push::push(
             &artifact,
             &reference,
-            creds.as_deref(),
+            crate::publish::auth::with_password_stdin(creds, password_stdin)
+                .map_err(Error::Usage)?
+                .as_deref(),
             plain_http,
             allow_remote_plain_http,
             &verify,

@@ -97,6 +97,7 @@ pub fn push(
     let opts = registry::PushOptions {
         plain_http,
         credentials,
+        timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
         ..Default::default()
     };
     match registry::push_layout(&layout, &root, &media_type, &target, &opts, &mut |line| {
@@ -112,7 +113,10 @@ pub fn push(
             );
             Ok(exit::OK)
         }
-        Err(e @ registry::PushError::DigestChanged { .. }) => {
+        Err(
+            e @ (registry::PushError::DigestChanged { .. }
+            | registry::PushError::BlobChanged { .. }),
+        ) => {
             Err(Error::RegistryChanged(Box::new(e)))
         }
         Err(e) if e.status().is_some_and(|s| s == 401 || s == 403) => {

@@ -58,7 +58,14 @@ pub(crate) fn run_image(
             };
         }
     };
-    if let Err(e) = crate::image::extract::materialize(&image.view, spill, rootfs.path()) {
+    // Laid out and closed before any run forks (see run::seal::layout_lock).
+    let laid_out = {
+        let _writing = run::seal::layout_lock()
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        crate::image::extract::materialize(&image.view, spill, rootfs.path())
+    };
+    if let Err(e) = laid_out {
         return RunReport::Failed {
             reason: format!("cannot lay out the rootfs: {e}"),
         };

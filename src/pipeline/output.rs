@@ -23,6 +23,12 @@ pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
             },
         ),
     };
+    // File names in the report are data: GitHub must not read workflow commands in them.
+    let text = if output.github.is_some() {
+        report::github::fence(&text)
+    } else {
+        text
+    };
     print!("{text}");
     let mut unwritten = None;
     for spec in &output.reports {

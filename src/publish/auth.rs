@@ -276,7 +276,12 @@ pub fn redact(text: &str, creds: Option<&Credentials>) -> String {
     if let Some(creds) = creds {
         out = out.replace(&creds.basic_token(), REDACTED);
         if !creds.password.is_empty() {
-            out = out.replace(&creds.password, REDACTED);
+            // Every form a server might echo it in; longest first, so no form is left half.
+            let mut forms = encoded_forms(&creds.password);
+            forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+            for form in forms {
+                out = out.replace(&form, REDACTED);
+            }
         }
     }
     let out = AUTH_HEADER.replace_all(&out, format!("${{1}}${{2}} {REDACTED}"));
@@ -287,9 +292,109 @@ pub fn redact(text: &str, creds: Option<&Credentials>) -> String {
         .into_owned()
 }
 
+/// `--creds USER --password-stdin`: `USER:` and the first line of stdin, so the secret is
+/// never on a command line (`/proc/PID/cmdline` is readable by every local user).
+pub fn with_password_stdin(
+    creds: Option<String>,
+    from_stdin: bool,
+) -> Result<Option<String>, String> {
+    if !from_stdin {
+        return Ok(creds);
+    }
+    let user = creds.unwrap_or_default();
+    if user.is_empty() || user.contains(':') {
+        return Err("--password-stdin takes the password from stdin: give only the user name in --creds USER".into());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("--password-stdin: cannot read stdin: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err("--password-stdin: stdin gave no password".into());
+    }
+    Ok(Some(format!("{user}:{password}")))
+}
+
+/// `secret` plain, percent-encoded (upper and lower hex, `+` for spaces), base64 (padded,
+/// unpadded, URL-safe) and hex (both cases). Very short secrets would redact ordinary text, so
+/// encodings are only added for secrets of 4 bytes or more.
+fn encoded_forms(secret: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut forms = vec![secret.to_string()];
+    if secret.len() < 4 {
+        return forms;
+    }
+    let pct: String = secret
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    for p in [pct.to_lowercase_hex(), pct] {
+        forms.push(p.replace("%20", "+"));
+        forms.push(p);
+    }
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(secret));
+    }
+    forms.push(hex::encode(secret));
+    forms.push(hex::encode_upper(secret));
+    forms.retain(|f| !f.is_empty());
+    forms.dedup();
+    forms
+}
+
+trait LowerHexEscapes {
+    fn to_lowercase_hex(&self) -> String;
+}
+
+impl LowerHexEscapes for String {
+    /// `%2F` → `%2f`, leaving the other characters alone.
+    fn to_lowercase_hex(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        let mut chars = self.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '%' {
+                for _ in 0..2 {
+                    if let Some(h) = chars.next() {
+                        out.push(h.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_redacted_in_every_encoding_a_server_might_echo() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let c = creds("u", "p@ss w/rd?");
+        let echoes = [
+            "p@ss w/rd?".to_string(),
+            "p%40ss%20w%2Frd%3F".to_string(),
+            "p%40ss+w%2frd%3f".to_string(),
+            STANDARD.encode("p@ss w/rd?"),
+            URL_SAFE_NO_PAD.encode("p@ss w/rd?"),
+            hex::encode("p@ss w/rd?"),
+            hex::encode_upper("p@ss w/rd?"),
+        ];
+        for echo in echoes {
+            let text = format!("error: bad value [{echo}] from server");
+            let out = redact(&text, Some(&c));
+            assert!(!out.contains(&echo), "{echo} survived: {out}");
+            assert!(out.contains(REDACTED), "{out}");
+        }
+    }
     use std::collections::HashMap;
 
     fn creds(u: &str, p: &str) -> Credentials {

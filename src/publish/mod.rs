@@ -1,4 +1,5 @@
 //! Publishing: gate a command on the verdict, and push exactly the verified bytes to a registry.
 
 pub mod auth;
+pub mod place;
 pub mod registry;

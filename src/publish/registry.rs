@@ -244,6 +244,7 @@ pub struct PushOptions {
     /// How many times a transient failure is retried (0: one attempt only). The waits are
     /// [`RETRY_BASE_DELAY`], doubling.
     pub retries: u32,
+    pub timeouts: Timeouts,
 }
 
 impl Default for PushOptions {
@@ -252,7 +253,52 @@ impl Default for PushOptions {
             plain_http: false,
             credentials: None,
             retries: 3,
+            timeouts: Timeouts::default(),
         }
+    }
+}
+
+/// How long a push waits: to connect, for the next bytes of an answer (a registry that stops
+/// mid-body), and for one whole request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            idle: Duration::from_secs(120),
+            total: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The defaults, overridden by `MAB_PUSH_CONNECT_TIMEOUT`, `MAB_PUSH_IDLE_TIMEOUT` and
+    /// `MAB_PUSH_TIMEOUT` (seconds).
+    pub fn from_env() -> Result<Timeouts, String> {
+        let mut t = Timeouts::default();
+        for (var, slot) in [
+            ("MAB_PUSH_CONNECT_TIMEOUT", &mut t.connect),
+            ("MAB_PUSH_IDLE_TIMEOUT", &mut t.idle),
+            ("MAB_PUSH_TIMEOUT", &mut t.total),
+        ] {
+            if let Some(v) = std::env::var_os(var) {
+                let v = v.to_string_lossy();
+                let secs: f64 = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                    .ok_or_else(|| format!("{var}={v}: give a positive number of seconds"))?;
+                *slot = Duration::from_secs_f64(secs);
+            }
+        }
+        Ok(t)
     }
 }
 
@@ -340,6 +386,14 @@ pub enum PushError {
         repository: String,
         /// The tag (or digest) fetched back.
         target: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "BLOB CHANGED: {path} streamed as {found}, but the verified blob is {expected}; the upload was aborted before it completed, nothing was published under that digest.\n  hint: something wrote to the layout (or an archive entry resolved elsewhere) after verification; verify and push again with nothing writing to it"
+    )]
+    BlobChanged {
+        path: String,
         expected: String,
         found: String,
     },
@@ -771,7 +825,54 @@ enum Auth {
 enum Payload<'b> {
     Empty,
     Bytes(&'b [u8]),
-    File(&'b Path),
+    /// A blob file and the digest it must have: hashed while it streams, and the body is cut
+    /// off (the upload never completes) if the bytes sent are not those.
+    File(&'b Path, &'b str),
+}
+
+/// `url` is on the origin `base` (`scheme://host[:port]`): the same scheme, host and port,
+/// not merely a prefix (`https://reg.example.com.evil/` is another origin).
+fn same_origin(base: &str, url: &str) -> bool {
+    url.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Hashes what it reads. The read that would hand over the last of `len` bytes (the body's
+/// Content-Length, after which the client sends nothing more) fails instead if the digest is
+/// not `expected`, so the registry never receives a complete body.
+struct VerifyingReader {
+    inner: File,
+    hasher: sha2::Sha256,
+    expected: String,
+    len: u64,
+    sent: u64,
+    mismatch: std::rc::Rc<std::cell::RefCell<Option<String>>>,
+}
+
+impl std::io::Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let room = (self.len - self.sent).min(buf.len() as u64) as usize;
+        let n = if room == 0 {
+            0
+        } else {
+            self.inner.read(&mut buf[..room])?
+        };
+        self.hasher.update(&buf[..n]);
+        self.sent += n as u64;
+        if n > 0 && self.sent < self.len {
+            return Ok(n);
+        }
+        let found = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if found != self.expected || self.sent != self.len {
+            *self.mismatch.borrow_mut() = Some(found.clone());
+            return Err(std::io::Error::other(format!(
+                "blob streamed as {found}, expected {}",
+                self.expected
+            )));
+        }
+        Ok(n)
+    }
 }
 
 struct Call<'b> {
@@ -829,8 +930,10 @@ impl<'a> Client<'a> {
             .http_status_as_error(false)
             .https_only(!opts.plain_http)
             .user_agent(concat!("mab-verify/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .timeout_connect(Some(opts.timeouts.connect))
+            .timeout_recv_response(Some(opts.timeouts.idle))
+            .timeout_recv_body(Some(opts.timeouts.idle))
+            .timeout_global(Some(opts.timeouts.total))
             .proxy(proxy)
             .build();
         let scheme = if opts.plain_http { "http" } else { "https" };
@@ -909,20 +1012,48 @@ impl<'a> Client<'a> {
         for (name, value) in &call.headers {
             builder = builder.header(*name, value);
         }
-        if let Some(auth) = self.authorization() {
+        // Credentials only to the registry's own origin: an upload Location elsewhere (a
+        // storage backend, or a hostile registry pointing at someone else) gets none.
+        if same_origin(&self.base, &call.url)
+            && let Some(auth) = self.authorization()
+        {
             builder = builder.header("Authorization", auth);
         }
+        let mismatch = std::rc::Rc::new(std::cell::RefCell::new(None::<String>));
         let bad_request = |e: http::Error| self.transport_error(&call.what, ureq::Error::Http(e));
         let result = match call.payload {
             Payload::Empty => self.agent.run(builder.body(()).map_err(bad_request)?),
             Payload::Bytes(bytes) => self.agent.run(builder.body(bytes).map_err(bad_request)?),
-            Payload::File(path) => {
+            Payload::File(path, expected) => {
                 // Opened per attempt, streamed with its length: never held in memory.
                 let file = File::open(path)
                     .map_err(|e| layout_error(path, format!("cannot open {}: {e}", call.what)))?;
-                self.agent.run(builder.body(file).map_err(bad_request)?)
+                let len = file
+                    .metadata()
+                    .map_err(|e| layout_error(path, format!("cannot read {}: {e}", call.what)))?
+                    .len();
+                let mut reader = VerifyingReader {
+                    inner: file,
+                    hasher: sha2::Digest::new(),
+                    expected: expected.to_string(),
+                    len,
+                    sent: 0,
+                    mismatch: mismatch.clone(),
+                };
+                let body = ureq::SendBody::from_reader(&mut reader);
+                let builder = builder.header("Content-Length", len.to_string());
+                self.agent.run(builder.body(body).map_err(bad_request)?)
             }
         };
+        if let Payload::File(path, expected) = call.payload
+            && let Some(found) = mismatch.borrow_mut().take()
+        {
+            return Err(PushError::BlobChanged {
+                path: path.display().to_string(),
+                expected: expected.to_string(),
+                found,
+            });
+        }
         result.map_err(|e| self.transport_error(&call.what, e))
     }
 
@@ -1124,7 +1255,7 @@ impl<'a> Client<'a> {
             url: format!("{url}{sep}digest={}", percent_encode(&blob.digest)),
             what: format!("blob {}", blob.digest),
             headers: vec![("Content-Type", "application/octet-stream".into())],
-            payload: Payload::File(&blob.path),
+            payload: Payload::File(&blob.path, &blob.digest),
         };
         let mut response = self.send(&put)?;
         let status = response.status().as_u16();
@@ -1528,6 +1659,27 @@ mod tests {
         }
         for s in [400, 401, 403, 404, 405, 413] {
             assert!(!http(s).is_transient(), "{s}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    #[test]
+    fn credentials_go_only_to_the_registrys_own_origin() {
+        let base = "https://reg.example.com";
+        assert!(super::same_origin(
+            base,
+            "https://reg.example.com/v2/a/blobs/uploads/x"
+        ));
+        for other in [
+            "https://reg.example.com.evil/v2/",
+            "https://reg.example.com:444/v2/",
+            "http://reg.example.com/v2/",
+            "https://storage.example.net/upload?x",
+            "https://reg.example.com@evil/v2/",
+        ] {
+            assert!(!super::same_origin(base, other), "{other}");
         }
     }
 }

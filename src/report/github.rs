@@ -16,6 +16,31 @@ fn escape(text: &str, property: bool) -> String {
     }
 }
 
+/// `text` with workflow commands switched off around it (`::stop-commands::`), so names and
+/// messages in a human report cannot act as commands. The token is random, so the text cannot
+/// end the fence early.
+pub fn fence(text: &str) -> String {
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !random {
+        // Unguessable enough without urandom: nothing in the input knows this moment.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes.copy_from_slice(&(t ^ u128::from(std::process::id())).to_le_bytes());
+    }
+    let token = format!("mab-{}", hex::encode(bytes));
+    let mut out = format!("::stop-commands::{token}\n{text}");
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("::{token}::\n"));
+    out
+}
+
 pub fn annotations(report: &Report) -> String {
     let mut out = String::new();
     for a in &report.artifacts {
@@ -41,4 +66,31 @@ pub fn annotations(report: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn data_and_properties_are_escaped_as_github_reads_them() {
+        let hostile = "a%b\r\n::error title=x::y, z:w";
+        assert_eq!(
+            super::escape(hostile, false),
+            "a%25b%0D%0A::error title=x::y, z:w"
+        );
+        assert_eq!(
+            super::escape(hostile, true),
+            "a%25b%0D%0A%3A%3Aerror title=x%3A%3Ay%2C z%3Aw"
+        );
+    }
+
+    #[test]
+    fn a_fence_holds_the_text_and_cannot_be_closed_by_it() {
+        let text = "line\n::error::x\n";
+        let fenced = super::fence(text);
+        let first = fenced.lines().next().unwrap();
+        let token = first.strip_prefix("::stop-commands::").unwrap();
+        assert!(token.len() > 20);
+        assert_eq!(fenced.lines().last().unwrap(), format!("::{token}::"));
+        assert_ne!(super::fence(text), fenced, "a fresh token each time");
+    }
 }

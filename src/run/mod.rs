@@ -2,6 +2,8 @@
 //! and runs it inside limits.
 
 pub mod exec;
+pub mod guard;
+pub mod seal;
 
 use crate::inspect::ElfFacts;
 use crate::inspect::closure::ClosureFacts;
@@ -125,10 +127,159 @@ fn binfmt_interpreter(arch: &Arch) -> Option<PathBuf> {
     Some(PathBuf::from(interp.trim())).filter(|p| p.is_file())
 }
 
-/// Build the command line. With a root other than the host, the root's own loader is started
+/// Build the command line: sealed where this machine allows it, else the unsealed fallback.
+pub fn plan(
+    binary: &Path,
+    elf: &ElfFacts,
+    closure: Option<&ClosureFacts>,
+    emulator: &Emulator,
+    args: &[String],
+    env: Vec<(String, String)>,
+) -> Result<Invocation, String> {
+    match seal::mechanism() {
+        seal::Mechanism::Bwrap(bwrap) => match emulator {
+            // A dynamically linked qemu cannot start inside a foreign root: seal the host root
+            // instead and let qemu's -L, with the root's own loader, find the guest's files.
+            Emulator::Qemu { path, .. }
+                if closure.is_some_and(|c| !c.root.is_host())
+                    && !is_static(&static_variant(path)) =>
+            {
+                let root = &closure.expect("checked above").root;
+                let mut inv = plan_unsealed(binary, elf, closure, emulator, args, env)?;
+                let mut binds = vec![(root.dir.clone(), root.dir.display().to_string())];
+                if !binary.starts_with(&root.dir) {
+                    binds.push((binary.to_path_buf(), binary.display().to_string()));
+                }
+                binds.push((path.clone(), path.display().to_string()));
+                inv.runner.push_str(
+                    ", sealed, host root read-only (no static qemu: -L falls through to the host)",
+                );
+                inv.sandbox = Some(seal::Sandbox {
+                    bwrap: bwrap.clone(),
+                    root: PathBuf::from("/"),
+                    binds,
+                });
+                Ok(inv)
+            }
+            _ => Ok(plan_sealed(bwrap, binary, closure, emulator, args, env)),
+        },
+        seal::Mechanism::Unsealed { why } => {
+            let mut inv = plan_unsealed(binary, elf, closure, emulator, args, env)?;
+            inv.runner.push_str(&format!(", not sealed ({why})"));
+            Ok(inv)
+        }
+    }
+}
+
+/// Inside the sandbox the checked root is `/`, so the kernel (or qemu) reads the binary's own
+/// PT_INTERP and the loader finds its libraries exactly where the checks looked: no explicit
+/// loader, no `-L` overlay that falls through to the host.
+fn plan_sealed(
+    bwrap: &Path,
+    binary: &Path,
+    closure: Option<&ClosureFacts>,
+    emulator: &Emulator,
+    args: &[String],
+    env: Vec<(String, String)>,
+) -> Invocation {
+    let root = closure.map(|c| &c.root).filter(|r| !r.is_host());
+    let root_dir = root.map_or_else(|| PathBuf::from("/"), |r| r.dir.clone());
+    let mut binds = Vec::new();
+    let guest_binary = match root.and_then(|r| r.guest_path_of(binary)) {
+        Some(inside) => inside,
+        None => {
+            let guest = binary.display().to_string();
+            // On the host root the binary's directory comes along ($ORIGIN libraries); in
+            // another root only the file itself, at the path the checks used.
+            match (root, binary.parent()) {
+                (None, Some(dir)) if dir != Path::new("/") => {
+                    binds.push((dir.to_path_buf(), dir.display().to_string()))
+                }
+                _ => binds.push((binary.to_path_buf(), guest.clone())),
+            }
+            guest
+        }
+    };
+    let place = match root {
+        Some(r) => format!("sealed in {}", r.dir.display()),
+        None => "sealed, host root read-only".to_string(),
+    };
+    let (program, mut argv, runner) = match emulator {
+        Emulator::Native => (
+            PathBuf::from(&guest_binary),
+            vec![],
+            format!("native, {place}"),
+        ),
+        Emulator::Qemu { path, .. } => {
+            let qemu = static_variant(path);
+            let name = qemu.file_name().map_or_else(
+                || qemu.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            let program = if root.is_some() {
+                // A dynamic qemu would need the host's libraries inside the guest root.
+                let guest = format!("{}/{name}", seal::GUEST_TOOLS);
+                binds.push((qemu.clone(), guest.clone()));
+                PathBuf::from(guest)
+            } else {
+                // It may sit where the sandbox hides the host (an override under /tmp).
+                binds.push((qemu.clone(), qemu.display().to_string()));
+                qemu.clone()
+            };
+            // `-L /`: no compiled-in prefix of qemu's can redirect the guest's paths.
+            (
+                program,
+                vec!["-L".to_string(), "/".to_string(), guest_binary.clone()],
+                format!("{name}, {place}"),
+            )
+        }
+    };
+    argv.extend(args.iter().cloned());
+    Invocation {
+        program,
+        args: argv,
+        env,
+        runner,
+        sandbox: Some(seal::Sandbox {
+            bwrap: bwrap.to_path_buf(),
+            root: root_dir,
+            binds,
+        }),
+    }
+}
+
+/// `qemu-aarch64-static` beside (or on PATH instead of) a dynamically linked `qemu-aarch64`;
+/// the emulator itself when it is static already or no static one exists.
+fn is_static(p: &Path) -> bool {
+    crate::inspect::inspect_file(p)
+        .ok()
+        .and_then(|f| f.elf().map(|e| e.interpreter.is_none()))
+        .unwrap_or(false)
+}
+
+fn static_variant(qemu: &Path) -> PathBuf {
+    if is_static(qemu) {
+        return qemu.to_path_buf();
+    }
+    let Some(name) = qemu
+        .file_name()
+        .map(|n| format!("{}-static", n.to_string_lossy()))
+    else {
+        return qemu.to_path_buf();
+    };
+    let beside = qemu.with_file_name(&name);
+    if is_static(&beside) {
+        return beside;
+    }
+    search_path(&name, std::env::var_os("PATH").as_deref())
+        .filter(|p| is_static(p))
+        .unwrap_or_else(|| qemu.to_path_buf())
+}
+
+/// Without namespaces: with a root other than the host, the root's own loader is started
 /// explicitly with the root's library directories, so that neither the host's ld.so.cache nor
 /// its multiarch directories can leak in (qemu's -L falls through to the host for missing paths).
-pub fn plan(
+fn plan_unsealed(
     binary: &Path,
     elf: &ElfFacts,
     closure: Option<&ClosureFacts>,
@@ -179,6 +330,7 @@ pub fn plan(
         args: argv,
         env,
         runner,
+        sandbox: None,
     })
 }
 

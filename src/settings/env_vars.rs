@@ -22,7 +22,16 @@ pub mod env {
     pub const REGISTRY_PASSWORD: &str = "MAB_REGISTRY_PASSWORD";
     /// A containers-auth.json file for `push` (read by `publish::auth`).
     pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+    /// `none` runs unsealed; a path names the bubblewrap to use (read by `run::seal`).
+    pub const BWRAP: &str = "MAB_BWRAP";
+    /// Where private temporary directories go; the gated command gets the caller's own.
+    pub const TMPDIR: &str = "TMPDIR";
+    /// `push` timeouts in seconds: connect, idle read, whole push (read by `publish::registry`).
+    pub const PUSH_CONNECT_TIMEOUT: &str = "MAB_PUSH_CONNECT_TIMEOUT";
+    pub const PUSH_IDLE_TIMEOUT: &str = "MAB_PUSH_IDLE_TIMEOUT";
+    pub const PUSH_TIMEOUT: &str = "MAB_PUSH_TIMEOUT";
     /// Values the gated command receives (written, not read).
+    pub const VERIFIED_PATH: &str = "MAB_VERIFIED_PATH";
     pub const VERIFIED_DIGEST: &str = "MAB_VERIFIED_DIGEST";
     pub const REPORT: &str = "MAB_REPORT";
     pub const PLATFORMS: &str = "MAB_PLATFORMS";
