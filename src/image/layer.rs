@@ -1,6 +1,7 @@
 //! One pass over a layer blob: hash the compressed bytes, decompress, hash the tar, walk its
 //! entries, refuse hostile ones and record the ELF facts of every file, all while streaming.
 
+use super::gotar;
 use super::plain::path_hash;
 use super::{Compression, ImageError, Limits};
 use crate::inspect::{BinaryFacts, inspect_stream, looks_like_binary};
@@ -52,37 +53,6 @@ impl<R: Read> Read for Tee<'_, R> {
         if let Some(w) = self.copy.as_mut() {
             w.write_all(&buf[..n])?;
         }
-        Ok(n)
-    }
-}
-
-/// Some writers (umoci insert) end a layer without the last entry's padding and without the
-/// two end-of-archive blocks. After the real stream ends this supplies at most those zeros, so
-/// the tar reader ends cleanly; the hash below it sees only the real bytes, and a stream cut
-/// shorter than that still fails.
-struct FinishTar<R> {
-    inner: R,
-    count: u64,
-    padding: Option<u64>,
-}
-
-const TAR_BLOCK: u64 = 512;
-
-impl<R: Read> Read for FinishTar<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.padding.is_none() {
-            let n = self.inner.read(buf)?;
-            if n > 0 {
-                self.count += n as u64;
-                return Ok(n);
-            }
-            let to_block = (TAR_BLOCK - self.count % TAR_BLOCK) % TAR_BLOCK;
-            self.padding = Some(to_block + 2 * TAR_BLOCK);
-        }
-        let left = self.padding.as_mut().expect("set above");
-        let n = (*left).min(buf.len() as u64) as usize;
-        buf[..n].fill(0);
-        *left -= n as u64;
         Ok(n)
     }
 }
@@ -230,6 +200,8 @@ pub fn scan(
     })
 }
 
+/// Walk the tar as Go's archive/tar frames it (see `gotar`), refusing what the runtimes would
+/// read differently from this reader.
 fn walk(
     raw: &mut impl Read,
     label: &str,
@@ -237,11 +209,7 @@ fn walk(
     spill: Option<&std::path::Path>,
 ) -> Result<Walked, ImageError> {
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
-    let mut archive = tar::Archive::new(FinishTar {
-        inner: raw,
-        count: 0,
-        padding: None,
-    });
+    let mut archive = gotar::Reader::new(raw);
     let duplicate =
         |raw_name: &str| hostile(format!("entry {raw_name:?} appears twice in one layer"));
     let mut entries = Vec::new();
@@ -249,19 +217,17 @@ fn walk(
     let mut plain_dirs: Vec<PlainDir> = Vec::new();
     let mut dir_index: HashMap<String, u32> = HashMap::new();
     let mut seen: HashSet<u64> = HashSet::new();
-    let iter = archive
-        .entries()
-        .map_err(|e| hostile(format!("not a tar stream: {e}")))?;
-    for item in iter {
-        let mut entry =
-            item.map_err(|e| hostile(format!("the blob is truncated or corrupt: {e}")))?;
-        let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    while let Some(header) = archive
+        .next_entry()
+        .map_err(|e| hostile(format!("the tar stream {e}")))?
+    {
+        let raw_name = header.name.clone();
         let path =
             rootfs_path(&raw_name).map_err(|why| hostile(format!("entry {raw_name:?} {why}")))?;
-        let header = entry.header();
-        let kind_byte = header.entry_type();
+        let kind_byte = header.typeflag;
         let file_name = path.rsplit('/').next().unwrap_or("");
         let parent = parent_of(&path);
+        // Runtimes decide a whiteout by its name alone, whatever its type.
         let kind = if file_name == OPAQUE_MARKER {
             Entry {
                 path: parent,
@@ -277,14 +243,14 @@ fn walk(
                 path: join(&parent, hidden),
                 kind: EntryKind::Whiteout,
             }
-        } else if kind_byte.is_dir() {
+        } else if kind_byte == b'5' {
             Entry {
                 path,
                 kind: EntryKind::Dir,
             }
-        } else if kind_byte.is_symlink() {
-            let target =
-                link_target(&entry).map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
+        } else if kind_byte == b'2' {
+            let target = link_target(&header)
+                .map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
             if escapes(&parent, &target) {
                 return Err(hostile(format!(
                     "symlink {raw_name:?} -> {target:?} points outside the image's root"
@@ -294,19 +260,19 @@ fn walk(
                 path,
                 kind: EntryKind::Symlink(target),
             }
-        } else if kind_byte.is_hard_link() {
-            let target =
-                link_target(&entry).map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
+        } else if kind_byte == b'1' {
+            let target = link_target(&header)
+                .map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
             let target_path = rootfs_path(&target)
                 .map_err(|why| hostile(format!("hardlink {raw_name:?} -> {target:?} {why}")))?;
             Entry {
                 path,
                 kind: EntryKind::Hardlink(target_path),
             }
-        } else if kind_byte.is_file() || kind_byte == tar::EntryType::Continuous {
-            let size = entry.size();
-            let mode = header.mode().unwrap_or(0);
-            let facts = read_facts(&mut entry, size, limits, spill).map_err(|e| {
+        } else if kind_byte == b'0' {
+            let size = header.data_len();
+            let mode = header.mode;
+            let facts = read_facts(&mut archive, size, limits, spill).map_err(|e| {
                 hostile(format!(
                     "entry {raw_name:?} cannot be read, the blob is truncated or corrupt: {e}"
                 ))
@@ -339,23 +305,15 @@ fn walk(
                     facts: facts.map(Box::new),
                 },
             }
-        } else if kind_byte.is_character_special()
-            || kind_byte.is_block_special()
-            || kind_byte.is_fifo()
-        {
+        } else if matches!(kind_byte, b'3' | b'4' | b'6') {
             return Err(hostile(format!(
                 "entry {raw_name:?} is a device node or FIFO, which an application image has no use for"
             )));
-        } else if kind_byte.is_pax_global_extensions()
-            || kind_byte.is_pax_local_extensions()
-            || kind_byte.is_gnu_longname()
-            || kind_byte.is_gnu_longlink()
-        {
-            continue;
         } else {
+            // Includes '7' (contiguous): Go hands it on, and umoci refuses it as unknown.
             return Err(hostile(format!(
                 "entry {raw_name:?} has unsupported tar type {:?}",
-                kind_byte.as_byte() as char
+                kind_byte as char
             )));
         };
         let is_dir = matches!(kind.kind, EntryKind::Dir);
@@ -367,10 +325,8 @@ fn walk(
     Ok((entries, plain, plain_dirs))
 }
 
-fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
-    entry
-        .link_name_bytes()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+fn link_target(header: &gotar::Header) -> Result<String, String> {
+    Some(header.linkname.clone())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| "link without a target".to_string())
 }

@@ -4,6 +4,7 @@
 
 pub mod docs;
 pub mod extract;
+pub mod gotar;
 pub mod layer;
 mod plain;
 pub mod script;

@@ -1,8 +1,8 @@
 //! Random access to the files of an OCI layout directory or of a (possibly compressed) tar
 //! archive, by relative path; each file is opened as a stream.
 
-use super::{Compression, ImageError, Limits};
-use std::collections::HashMap;
+use super::{Compression, ImageError, Limits, gotar};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
@@ -105,6 +105,20 @@ fn safe_join(dir: &Path, rel: &str) -> Option<PathBuf> {
     }
 }
 
+/// A member's name as an extracting reader (`filepath.Join(dest, name)`) places it: empty and
+/// `.` parts and leading slashes dropped; `..` refused.
+fn archive_member(raw: &str) -> Result<String, &'static str> {
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("contains '..'"),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
 /// `./a/b` and `a/b` name the same member.
 pub fn member_name(raw: &str) -> String {
     raw.trim_start_matches("./")
@@ -150,20 +164,39 @@ impl TarIndex {
             (spill.path().to_path_buf(), Some(spill))
         };
         let tar_file = File::open(&tar_path).map_err(|e| ImageError::io(&tar_path, e))?;
-        let mut archive = tar::Archive::new(BufReader::new(tar_file));
+        // Read as Go's archive/tar frames it (skopeo and umoci untar the archive with it);
+        // what they would read differently, or extract over itself, is refused.
+        let mut archive = gotar::Reader::new(BufReader::new(tar_file));
         let mut members = HashMap::new();
-        let entries = archive.entries().map_err(|e| {
-            ImageError::Hostile(format!("{}: not a tar archive: {e}", path.display()))
-        })?;
-        for entry in entries {
-            let entry = entry.map_err(|e| {
-                ImageError::Hostile(format!("{}: corrupt tar header: {e}", path.display()))
-            })?;
-            if !entry.header().entry_type().is_file() {
+        let mut seen = HashSet::new();
+        let hostile = |what: String| ImageError::Hostile(format!("{}: {what}", path.display()));
+        while let Some(h) = archive
+            .next_entry()
+            .map_err(|e| hostile(format!("the archive {e}")))?
+        {
+            let name = archive_member(&h.name)
+                .map_err(|why| hostile(format!("member {:?} {why}", h.name)))?;
+            if name.is_empty() {
                 continue;
             }
-            let name = member_name(&String::from_utf8_lossy(&entry.path_bytes()));
-            members.insert(name, (entry.raw_file_position(), entry.size()));
+            if !seen.insert(name.clone()) && h.typeflag != b'5' {
+                return Err(hostile(format!(
+                    "member {:?} appears twice (as {name}); an extracting reader keeps the last, so which one is meant is ambiguous",
+                    h.name
+                )));
+            }
+            match h.typeflag {
+                b'0' => {
+                    members.insert(name, (archive.position(), h.data_len()));
+                }
+                b'5' => {}
+                other => {
+                    return Err(hostile(format!(
+                        "member {:?} is a link or special file (tar type {:?}); an OCI archive holds only files and directories",
+                        h.name, other as char
+                    )));
+                }
+            }
         }
         Ok(TarIndex {
             path: tar_path,

@@ -1,0 +1,462 @@
+//! Issue 14, rule 1: bytes are read as Go's archive/tar and encoding/json and the kernel read
+//! them, or refused with exit 2 naming the construct. Inputs are built byte by byte here.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tar header block as Go reads one (ustar magic, octal fields, checksum).
+fn header(name: &[u8], typeflag: u8, size: u64, link: &[u8], mode: u32) -> Vec<u8> {
+    let mut b = [0u8; 512];
+    b[..name.len()].copy_from_slice(name);
+    b[100..107].copy_from_slice(format!("{mode:07o}").as_bytes());
+    b[108..115].copy_from_slice(b"0000000");
+    b[116..123].copy_from_slice(b"0000000");
+    b[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    b[136..147].copy_from_slice(b"00000000000");
+    b[156] = typeflag;
+    b[157..157 + link.len()].copy_from_slice(link);
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    b[148..156].fill(b' ');
+    let sum: u32 = b.iter().map(|&c| u32::from(c)).sum();
+    b[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    b.to_vec()
+}
+
+fn pad(v: &mut Vec<u8>) {
+    v.resize(v.len().div_ceil(512) * 512, 0);
+}
+
+fn pax_records(records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let mut body = format!(" {k}=").into_bytes();
+        body.extend_from_slice(v);
+        body.push(b'\n');
+        let n = (1..)
+            .map(|d| body.len() + d)
+            .find(|n| n.to_string().len() == n - body.len())
+            .unwrap();
+        out.extend(n.to_string().as_bytes());
+        out.extend(body);
+    }
+    out
+}
+
+/// A layer assembled entry by entry.
+#[derive(Default, Clone)]
+struct Tar(Vec<u8>);
+
+impl Tar {
+    fn raw(mut self, typeflag: u8, name: &[u8], link: &[u8], size: u64, data: &[u8]) -> Self {
+        let mode = match typeflag {
+            b'5' => 0o755,
+            b'2' => 0o777,
+            _ => 0o755,
+        };
+        self.0.extend(header(name, typeflag, size, link, mode));
+        self.0.extend_from_slice(data);
+        pad(&mut self.0);
+        self
+    }
+    fn file(self, name: &str, data: &[u8]) -> Self {
+        self.raw(b'0', name.as_bytes(), b"", data.len() as u64, data)
+    }
+    fn dir(self, name: &str) -> Self {
+        self.raw(b'5', name.as_bytes(), b"", 0, b"")
+    }
+    fn symlink(self, name: &str, target: &str) -> Self {
+        self.raw(b'2', name.as_bytes(), target.as_bytes(), 0, b"")
+    }
+    fn hardlink(self, name: &str, target: &str) -> Self {
+        self.raw(b'1', name.as_bytes(), target.as_bytes(), 0, b"")
+    }
+    fn pax(self, records: &[(&str, &[u8])]) -> Self {
+        let data = pax_records(records);
+        self.raw(b'x', b"PaxHeader", b"", data.len() as u64, &data)
+    }
+    fn bytes(mut self, b: &[u8]) -> Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend([0; 1024]);
+        self.0
+    }
+}
+
+/// A static x86-64 ELF program that exits 0: one PT_LOAD, three instructions.
+fn tiny_elf() -> Vec<u8> {
+    let code: &[u8] = &[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05];
+    let mut e = Vec::new();
+    e.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    e.extend(2u16.to_le_bytes()); // ET_EXEC
+    e.extend(62u16.to_le_bytes()); // EM_X86_64
+    e.extend(1u32.to_le_bytes());
+    e.extend((0x400000u64 + 120).to_le_bytes()); // entry
+    e.extend(64u64.to_le_bytes()); // phoff
+    e.extend(0u64.to_le_bytes()); // shoff
+    e.extend(0u32.to_le_bytes());
+    e.extend(64u16.to_le_bytes());
+    e.extend(56u16.to_le_bytes());
+    e.extend(1u16.to_le_bytes());
+    e.extend(64u16.to_le_bytes());
+    e.extend(0u16.to_le_bytes());
+    e.extend(0u16.to_le_bytes());
+    // PT_LOAD, R+X, the whole file at 0x400000.
+    e.extend(1u32.to_le_bytes());
+    e.extend(5u32.to_le_bytes());
+    e.extend(0u64.to_le_bytes());
+    e.extend(0x400000u64.to_le_bytes());
+    e.extend(0x400000u64.to_le_bytes());
+    let total = 120 + code.len() as u64;
+    e.extend(total.to_le_bytes());
+    e.extend(total.to_le_bytes());
+    e.extend(0x1000u64.to_le_bytes());
+    e.extend(code);
+    e
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(b)))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What goes into one image: layers (uncompressed tars unless given compressed), and JSON
+/// documents that tests may replace.
+struct Image {
+    layers: Vec<Vec<u8>>,
+    layer_media_type: String,
+    config: Option<String>,
+    entrypoint: String,
+}
+
+impl Image {
+    fn new(layers: Vec<Vec<u8>>) -> Image {
+        Image {
+            layers,
+            layer_media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            config: None,
+            entrypoint: "/app".into(),
+        }
+    }
+
+    fn config_json(&self) -> String {
+        if let Some(c) = &self.config {
+            return c.clone();
+        }
+        let diff_ids: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| format!("\"{}\"", sha(&decompressed(l))))
+            .collect();
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Entrypoint":["{}"],"Env":["PATH=/usr/bin:/bin"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            self.entrypoint,
+            diff_ids.join(",")
+        )
+    }
+}
+
+fn decompressed(l: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    if l.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(l)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else if l.len() > 4 && (l[..4] == [0x28, 0xb5, 0x2f, 0xfd] || l[0] & 0xf0 == 0x50) {
+        zstd::decode_all(l).unwrap()
+    } else {
+        l.to_vec()
+    }
+}
+
+struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    fn blob(&self, bytes: &[u8]) -> String {
+        let digest = sha(bytes);
+        let path = self
+            .dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        std::fs::write(path, bytes).unwrap();
+        digest
+    }
+
+    fn descriptor(&self, media_type: &str, bytes: &[u8]) -> String {
+        let digest = self.blob(bytes);
+        format!(
+            r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{}}}"#,
+            bytes.len()
+        )
+    }
+
+    /// The manifest's descriptor for `image`, blobs written.
+    fn manifest(&self, image: &Image) -> String {
+        let config = self.descriptor(
+            "application/vnd.oci.image.config.v1+json",
+            image.config_json().as_bytes(),
+        );
+        let layers: Vec<String> = image
+            .layers
+            .iter()
+            .map(|l| self.descriptor(&image.layer_media_type, l))
+            .collect();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{config},"layers":[{}]}}"#,
+            layers.join(",")
+        );
+        let digest = self.blob(manifest.as_bytes());
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}"#,
+            manifest.len()
+        )
+    }
+
+    fn index(&self, manifests: &[String]) {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            manifests.join(",")
+        );
+        std::fs::write(self.dir.join("index.json"), index).unwrap();
+    }
+}
+
+fn layout_in(dir: &Path) -> Layout {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    Layout {
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// One image in a fresh layout under `tmp`.
+fn write_image(tmp: &Path, image: &Image) -> PathBuf {
+    let layout = layout_in(&tmp.join("layout"));
+    let m = layout.manifest(image);
+    layout.index(&[m]);
+    layout.dir
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn mab(args: &[&str], path: &Path) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_mab-verify"))
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn verify(path: &Path) -> Out {
+    mab(&["--no-run"], path)
+}
+
+#[track_caller]
+fn assert_refused(out: &Out, says: &[&str]) {
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    for s in says {
+        assert!(out.stderr.contains(s), "wanted {s:?} in: {}", out.stderr);
+    }
+}
+
+#[track_caller]
+fn assert_passes(out: &Out) {
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}
+
+fn with_app(t: Tar) -> Tar {
+    t.file("app", &tiny_elf())
+}
+
+fn refused_layer(t: Tar, says: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_image(tmp.path(), &Image::new(vec![t.finish()]));
+    assert_refused(&verify(&path), says);
+}
+
+#[test]
+fn a_plain_image_built_here_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_image(
+        tmp.path(),
+        &Image::new(vec![with_app(Tar::default()).finish()]),
+    );
+    assert_passes(&verify(&path));
+}
+
+#[test]
+fn a_pax_record_given_twice_is_refused() {
+    for key in ["path", "linkpath", "size"] {
+        let t = with_app(Tar::default())
+            .pax(&[(key, b"1"), (key, b"2")])
+            .file("x", b"");
+        refused_layer(t, &[key, "twice"]);
+    }
+}
+
+#[test]
+fn two_pax_headers_for_one_entry_are_refused() {
+    let t = with_app(Tar::default())
+        .pax(&[("path", b"a")])
+        .pax(&[("path", b"b")])
+        .file("x", b"");
+    refused_layer(t, &["two PAX headers"]);
+}
+
+#[test]
+fn a_non_numeric_pax_size_is_refused() {
+    let t = with_app(Tar::default())
+        .pax(&[("size", b"12x")])
+        .file("x", b"");
+    refused_layer(t, &["\"x\"", "non-numeric PAX size"]);
+}
+
+/// A directory whose size field says 512: Go reads no data after it, so the next header
+/// follows at once. A reader that skipped 512 bytes would see `/app` as the directory's data
+/// and read the amd64 program hidden after it instead.
+#[test]
+fn header_only_entries_with_a_size_read_no_data() {
+    for typeflag in [b'5', b'2', b'1'] {
+        let link: &[u8] = match typeflag {
+            b'5' => b"",
+            _ => b"app",
+        };
+        let name: &[u8] = if typeflag == b'5' { b"d/" } else { b"l" };
+        let t = Tar::default()
+            .file("app", &tiny_elf())
+            .raw(typeflag, name, link, 512, b"")
+            .file("marker", b"seen");
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_image(tmp.path(), &Image::new(vec![t.finish()]));
+        let out = mab(&["--no-run", "--format", "json"], &path);
+        assert_passes(&out);
+    }
+}
+
+#[test]
+fn gnu_sparse_entries_are_refused_by_name() {
+    refused_layer(
+        with_app(Tar::default()).raw(b'S', b"holes", b"", 0, b""),
+        &["\"holes\"", "sparse"],
+    );
+    let t = with_app(Tar::default())
+        .pax(&[("GNU.sparse.major", b"1"), ("GNU.sparse.minor", b"0")])
+        .file("holes2", b"");
+    refused_layer(t, &["\"holes2\"", "sparse"]);
+}
+
+#[test]
+fn an_entry_after_a_single_zero_block_is_refused() {
+    let t = with_app(Tar::default()).bytes(&[0; 512]).file("late", b"x");
+    refused_layer(t, &["single zero block"]);
+}
+
+#[test]
+fn non_utf8_names_are_refused_not_folded() {
+    let t = with_app(Tar::default()).raw(b'0', b"app\xff", b"", 0, b"");
+    refused_layer(t, &["not UTF-8"]);
+    let t = with_app(Tar::default())
+        .pax(&[("path", b"bin/\xfeapp")])
+        .file("x", b"");
+    refused_layer(t, &["not UTF-8"]);
+}
+
+#[test]
+fn long_names_and_huge_pax_headers_are_refused() {
+    let long = "d/".repeat(2100);
+    let t = with_app(Tar::default())
+        .pax(&[("path", long.as_bytes())])
+        .file("x", b"");
+    refused_layer(t, &["4096 bytes"]);
+    // A header claiming 1 GiB of PAX records: refused from the header alone.
+    let t = with_app(Tar::default()).raw(b'x', b"PaxHeader", b"", 1 << 30, b"");
+    refused_layer(t, &["PAX header", "limit"]);
+    let t = with_app(Tar::default()).raw(b'L', b"././@LongLink", b"", 2 << 20, b"");
+    refused_layer(t, &["GNU long name", "limit"]);
+}
+
+#[test]
+fn a_pax_global_header_is_refused() {
+    let data = pax_records(&[("path", b"elsewhere")]);
+    let t = with_app(Tar::default()).raw(b'g', b"pax_global_header", b"", data.len() as u64, &data);
+    refused_layer(t, &["global header"]);
+}
+
+/// An OCI archive (tar of a layout) with `extra` members appended after the layout's own.
+fn oci_archive(tmp: &Path, layout: &Path, extra: Tar) -> PathBuf {
+    let mut t = Tar::default().dir("blobs/").dir("blobs/sha256/");
+    for name in ["oci-layout", "index.json"] {
+        t = t.file(name, &std::fs::read(layout.join(name)).unwrap());
+    }
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let name = format!("blobs/sha256/{}", e.file_name().to_str().unwrap());
+        t = t.file(&name, &std::fs::read(e.path()).unwrap());
+    }
+    let mut bytes = t.0;
+    bytes.extend(extra.0);
+    bytes.extend([0; 1024]);
+    let path = tmp.join("image.tar");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn an_oci_archive_with_two_members_naming_index_json_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = write_image(
+        tmp.path(),
+        &Image::new(vec![with_app(Tar::default()).finish()]),
+    );
+    let fine = oci_archive(tmp.path(), &layout, Tar::default());
+    assert_passes(&verify(&fine));
+    for second in [
+        "./index.json",
+        "/index.json",
+        "x/../index.json",
+        ".//index.json",
+    ] {
+        let path = oci_archive(
+            tmp.path(),
+            &layout,
+            Tar::default().file(second, br#"{"schemaVersion":2,"manifests":[]}"#),
+        );
+        let says: &[&str] = if second.contains("..") {
+            &["'..'"]
+        } else {
+            &["appears twice", "index.json"]
+        };
+        assert_refused(&verify(&path), says);
+    }
+    let linked = oci_archive(
+        tmp.path(),
+        &layout,
+        Tar::default().symlink("oci-layout2", "/etc/passwd"),
+    );
+    assert_refused(&verify(&linked), &["oci-layout2", "link or special file"]);
+    let hard = oci_archive(
+        tmp.path(),
+        &layout,
+        Tar::default().hardlink("index2.json", "index.json"),
+    );
+    assert_refused(&verify(&hard), &["index2.json", "link or special file"]);
+}
