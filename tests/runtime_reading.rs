@@ -202,6 +202,16 @@ impl Layout {
 
     /// The manifest's descriptor for `image`, blobs written.
     fn manifest(&self, image: &Image) -> String {
+        self.manifest_edited(image, "application/vnd.oci.image.manifest.v1+json", |m| m)
+    }
+
+    /// The same, the manifest's text passed through `edit` and its descriptor typed `typed`.
+    fn manifest_edited(
+        &self,
+        image: &Image,
+        typed: &str,
+        edit: impl Fn(String) -> String,
+    ) -> String {
         let config = self.descriptor(
             "application/vnd.oci.image.config.v1+json",
             image.config_json().as_bytes(),
@@ -215,9 +225,10 @@ impl Layout {
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{config},"layers":[{}]}}"#,
             layers.join(",")
         );
+        let manifest = edit(manifest);
         let digest = self.blob(manifest.as_bytes());
         format!(
-            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}"#,
+            r#"{{"mediaType":"{typed}","digest":"{digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}"#,
             manifest.len()
         )
     }
@@ -459,4 +470,156 @@ fn an_oci_archive_with_two_members_naming_index_json_is_refused() {
         Tar::default().hardlink("index2.json", "index.json"),
     );
     assert_refused(&verify(&hard), &["index2.json", "link or special file"]);
+}
+
+fn image_with_config(config: &str) -> Image {
+    let mut image = Image::new(vec![with_app(Tar::default()).finish()]);
+    let diff = sha(&image.layers[0]);
+    image.config = Some(config.replace("DIFF", &diff));
+    image
+}
+
+const CONFIG: &str = r#"{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/app"]},"rootfs":{"type":"layers","diff_ids":["DIFF"]}}"#;
+
+#[test]
+fn json_keys_that_collide_after_case_folding_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // In a config: Go's decoder would run "/other" (the last match).
+    let config = CONFIG.replace(
+        r#""Entrypoint":["/app"]"#,
+        r#""Entrypoint":["/app"],"entrypoint":["/other"]"#,
+    );
+    let path = write_image(tmp.path(), &image_with_config(&config));
+    assert_refused(
+        &verify(&path),
+        &["\"Entrypoint\"", "\"entrypoint\"", "case folding"],
+    );
+    // Plain case, the long s (folds to s) and the Kelvin sign (folds to k), as in Go.
+    for (field, twin) in [
+        (r#""os":"linux""#, r#""OS":"linux""#),
+        (r#""os":"linux""#, "\"o\u{17f}\":\"linux\""),
+        (
+            r#""Entrypoint":["/app"]"#,
+            "\"WorkingDir\":\"/\",\"Wor\u{212a}ingdir\":\"/x\"",
+        ),
+    ] {
+        let config = CONFIG.replace(field, &format!("{field},{twin}"));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_image(tmp.path(), &image_with_config(&config));
+        assert_refused(&verify(&path), &["case folding"]);
+    }
+    // In a manifest and in index.json.
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout_in(&tmp.path().join("layout"));
+    let image = Image::new(vec![with_app(Tar::default()).finish()]);
+    let m = layout.manifest_edited(&image, "application/vnd.oci.image.manifest.v1+json", |m| {
+        m.replacen(
+            r#""schemaVersion":2"#,
+            r#""schemaVersion":2,"MEDIATYPE":"x""#,
+            1,
+        )
+    });
+    layout.index(&[m]);
+    assert_refused(&verify(&layout.dir), &["\"mediaType\"", "case folding"]);
+    let layout = layout_in(&tmp.path().join("layout2"));
+    let m = layout.manifest(&image);
+    let m = m.replacen("\"digest\"", "\"Digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"digest\"", 1);
+    layout.index(&[m]);
+    assert_refused(
+        &verify(&layout.dir),
+        &["index.json", "\"Digest\"", "case folding"],
+    );
+}
+
+/// Go matches a field whatever the case of its key; so must the reader.
+#[test]
+fn a_key_in_another_case_is_read_as_its_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = CONFIG.replace("Entrypoint", "entrypoint");
+    let path = write_image(tmp.path(), &image_with_config(&config));
+    let out = mab(&["--no-run", "--format", "json"], &path);
+    assert_passes(&out);
+    assert!(
+        out.stdout.contains("entrypoint /app is linux/amd64"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn huge_numbers_and_deep_nesting_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = CONFIG.replace(r#""os":"linux""#, r#""os":"linux","x":1e400"#);
+    let path = write_image(tmp.path(), &image_with_config(&config));
+    assert_refused(&verify(&path), &["config", "out of"]);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let config = CONFIG.replace(r#""os":"linux""#, &format!(r#""os":"linux","x":{deep}"#));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_image(tmp.path(), &image_with_config(&config));
+    assert_refused(&verify(&path), &["config", "recursion limit"]);
+    let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let config = CONFIG.replace(r#""os":"linux""#, &format!(r#""os":"linux","x":{deep}"#));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_image(tmp.path(), &image_with_config(&config));
+    assert_refused(&verify(&path), &["config", "nests deeper"]);
+}
+
+#[test]
+fn empty_media_types_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout_in(&tmp.path().join("a"));
+    let image = Image::new(vec![with_app(Tar::default()).finish()]);
+    let m = layout.manifest_edited(&image, "", |m| m);
+    layout.index(&[m]);
+    assert_refused(&verify(&layout.dir), &["has no mediaType"]);
+    let mut image = Image::new(vec![with_app(Tar::default()).finish()]);
+    image.layer_media_type = String::new();
+    let path = write_image(&tmp.path().join("b"), &image);
+    assert_refused(&verify(&path), &["layer 1", "has no mediaType"]);
+}
+
+#[test]
+fn a_descriptor_typed_as_an_index_pointing_at_a_manifest_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout_in(&tmp.path().join("a"));
+    let image = Image::new(vec![with_app(Tar::default()).finish()]);
+    let m = layout.manifest_edited(&image, "application/vnd.oci.image.index.v1+json", |m| m);
+    layout.index(&[m]);
+    assert_refused(&verify(&layout.dir), &["media type mismatch"]);
+    // A manifest-typed descriptor pointing at an index without its own mediaType.
+    let layout = layout_in(&tmp.path().join("b"));
+    let inner = layout.manifest(&image);
+    let nested = format!(r#"{{"schemaVersion":2,"manifests":[{inner}]}}"#);
+    let d = layout.descriptor(
+        "application/vnd.oci.image.manifest.v1+json",
+        nested.as_bytes(),
+    );
+    layout.index(&[d]);
+    assert_refused(&verify(&layout.dir), &["media type mismatch"]);
+}
+
+#[test]
+fn a_layer_stored_otherwise_than_its_media_type_says_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut image = Image::new(vec![with_app(Tar::default()).finish()]);
+    image.layer_media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+    let path = write_image(&tmp.path().join("a"), &image);
+    assert_refused(&verify(&path), &["says Gzip", "None"]);
+    let mut image = Image::new(vec![
+        zstd::encode_all(&with_app(Tar::default()).finish()[..], 3).unwrap(),
+    ]);
+    image.layer_media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+    let path = write_image(&tmp.path().join("b"), &image);
+    assert_refused(&verify(&path), &["says Gzip", "Zstd"]);
+}
+
+#[test]
+fn a_zstd_layer_starting_with_a_skippable_frame_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut blob = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, b'n', b'o', b't', b'e'];
+    blob.extend(zstd::encode_all(&with_app(Tar::default()).finish()[..], 3).unwrap());
+    let mut image = Image::new(vec![blob]);
+    image.layer_media_type = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+    let path = write_image(tmp.path(), &image);
+    assert_passes(&verify(&path));
 }

@@ -84,7 +84,10 @@ impl Compression {
     pub fn sniff(head: &[u8]) -> Compression {
         if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+            // RFC 8878 skippable frames (magic 0x184D2A5?), which zstd decoders skip.
+            || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18])
+        {
             Compression::Zstd
         } else {
             Compression::None
@@ -535,10 +538,12 @@ fn walk_index(
         )));
     }
     for d in &index.manifests {
+        check_descriptor_type(d, name)?;
         if docs::is_index(&d.media_type) {
             let Some(bytes) = read_json_blob(ctx, d, "index", name, &mut set.blobs)? else {
                 continue;
             };
+            check_document_kind(d, &bytes)?;
             let nested: Index =
                 docs::parse(&bytes, &format!("index {}", d.digest)).map_err(ImageError::Hostile)?;
             let nested_type = nested
@@ -557,10 +562,93 @@ fn walk_index(
         let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut set.blobs)? else {
             continue;
         };
+        check_document_kind(d, &bytes)?;
         let manifest: Manifest =
             docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
         let image = read_oci_image(ctx, d, &manifest)?;
         set.images.push(image);
+    }
+    Ok(())
+}
+
+/// An index entry is an index or a manifest, OCI or Docker; anything else (an empty type
+/// included) the runtimes would read differently or not at all.
+fn check_descriptor_type(d: &Descriptor, listed_in: &str) -> Result<(), ImageError> {
+    if docs::is_index(&d.media_type) || docs::is_manifest(&d.media_type) {
+        return Ok(());
+    }
+    let what = if d.media_type.is_empty() {
+        "has no mediaType".to_string()
+    } else {
+        format!(
+            "has mediaType {:?}, which is neither an index nor an image manifest",
+            d.media_type
+        )
+    };
+    Err(ImageError::Hostile(format!(
+        "{listed_in}: the entry {} {what}; refusing to guess what it is",
+        d.digest
+    )))
+}
+
+/// The document must be what its descriptor says: an index typed descriptor pointing at a
+/// manifest (or the reverse) is read as one thing here and another by a runtime.
+fn check_document_kind(d: &Descriptor, bytes: &[u8]) -> Result<(), ImageError> {
+    let what = format!("blob {}", d.digest);
+    let value = docs::go_value(bytes, &what, &<Manifest as docs::Doc>::SHAPE)
+        .map_err(ImageError::Hostile)?;
+    let own = value.get("mediaType").and_then(|m| m.as_str());
+    let looks_like_index = value.get("manifests").is_some();
+    let looks_like_manifest = value.get("config").is_some() || value.get("layers").is_some();
+    let wanted_index = docs::is_index(&d.media_type);
+    let mismatch = match own {
+        Some(own) => own != d.media_type,
+        None => (wanted_index && looks_like_manifest) || (!wanted_index && looks_like_index),
+    };
+    if mismatch || (looks_like_index && looks_like_manifest) {
+        let is = own.map_or_else(
+            || {
+                if looks_like_index {
+                    "an index".to_string()
+                } else {
+                    "a manifest".to_string()
+                }
+            },
+            |o| format!("{o:?}"),
+        );
+        return Err(ImageError::Hostile(format!(
+            "{what}: its descriptor says mediaType {:?} but the document is {is}; refusing a media type mismatch",
+            d.media_type
+        )));
+    }
+    Ok(())
+}
+
+/// Layers and the config must carry a media type, and a layer's must say how it is stored.
+fn check_manifest_types(d: &Descriptor, manifest: &Manifest) -> Result<(), ImageError> {
+    if manifest.config.media_type.is_empty() {
+        return Err(ImageError::Hostile(format!(
+            "manifest {}: its config descriptor has no mediaType",
+            d.digest
+        )));
+    }
+    for (i, l) in manifest.layers.iter().enumerate() {
+        if docs::layer_compression(&l.media_type).is_none() {
+            let what = if l.media_type.is_empty() {
+                "has no mediaType".to_string()
+            } else {
+                format!(
+                    "has mediaType {:?}, which is no image layer type",
+                    l.media_type
+                )
+            };
+            return Err(ImageError::Hostile(format!(
+                "manifest {}: layer {} ({}) {what}",
+                d.digest,
+                i + 1,
+                l.digest
+            )));
+        }
     }
     Ok(())
 }
@@ -570,6 +658,7 @@ fn read_oci_image(
     d: &Descriptor,
     manifest: &Manifest,
 ) -> Result<ImageFacts, ImageError> {
+    check_manifest_types(d, manifest)?;
     let mut blobs = Vec::new();
     let config_bytes = read_json_blob(ctx, &manifest.config, "config", &d.digest, &mut blobs)?;
     let config: Config = match &config_bytes {
@@ -600,6 +689,14 @@ fn read_oci_image(
             files: 0,
         };
         if let Some(scan) = scan {
+            if let Some(declared) = docs::layer_compression(&l.media_type)
+                && declared != scan.compression
+            {
+                return Err(ImageError::Hostile(format!(
+                    "layer {}: its media type {:?} says {declared:?} but the blob is {:?}; runtimes decompress by the media type, so refusing",
+                    l.digest, l.media_type, scan.compression
+                )));
+            }
             facts.actual_digest = Some(scan.digest.clone());
             facts.actual_size = Some(scan.size);
             layer.compression = Some(scan.compression);
