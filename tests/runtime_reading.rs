@@ -623,3 +623,140 @@ fn a_zstd_layer_starting_with_a_skippable_frame_passes() {
     let path = write_image(tmp.path(), &image);
     assert_passes(&verify(&path));
 }
+
+const LOAD_AT: u64 = 0x400000;
+const PAYLOAD: u64 = 288;
+
+/// An ELF64 LE file: header, up to four program headers (`(p_type, p_offset, p_vaddr,
+/// p_filesz)`; a PT_LOAD of the whole file is added first), then `payload` at offset 288.
+fn elf(machine: u16, e_type: u16, phdrs: &[(u32, u64, u64, u64)], payload: &[u8]) -> Vec<u8> {
+    let total = PAYLOAD + payload.len() as u64;
+    let mut all = vec![(1u32, 0u64, LOAD_AT, total)];
+    all.extend_from_slice(phdrs);
+    assert!(all.len() <= 4);
+    let mut e = Vec::new();
+    e.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    e.extend(e_type.to_le_bytes());
+    e.extend(machine.to_le_bytes());
+    e.extend(1u32.to_le_bytes());
+    e.extend((LOAD_AT + PAYLOAD).to_le_bytes());
+    e.extend(64u64.to_le_bytes());
+    e.extend(0u64.to_le_bytes());
+    e.extend(0u32.to_le_bytes());
+    e.extend(64u16.to_le_bytes());
+    e.extend(56u16.to_le_bytes());
+    e.extend((all.len() as u16).to_le_bytes());
+    e.extend(64u16.to_le_bytes());
+    e.extend(0u16.to_le_bytes());
+    e.extend(0u16.to_le_bytes());
+    for (t, off, vaddr, size) in all {
+        e.extend(t.to_le_bytes());
+        e.extend(if t == 1 { 5u32 } else { 4u32 }.to_le_bytes());
+        e.extend(off.to_le_bytes());
+        e.extend(vaddr.to_le_bytes());
+        e.extend(vaddr.to_le_bytes());
+        e.extend(size.to_le_bytes());
+        e.extend(size.to_le_bytes());
+        e.extend(8u64.to_le_bytes());
+    }
+    e.resize(PAYLOAD as usize, 0);
+    e.extend_from_slice(payload);
+    e
+}
+
+type Phdrs = Vec<(u32, u64, u64, u64)>;
+
+/// A payload with an interpreter string and a dynamic section naming `soname`, and the
+/// program headers that point at them.
+fn dynamic_payload(interp: &[u8], soname: &str) -> (Vec<u8>, Phdrs) {
+    dynamic_payload_needing(interp, soname, 0)
+}
+
+/// The same with `needed` DT_NEEDED entries (all naming libc.so.6).
+fn dynamic_payload_needing(interp: &[u8], soname: &str, needed: usize) -> (Vec<u8>, Phdrs) {
+    let mut p = interp.to_vec();
+    p.push(0);
+    let strtab = p.len() as u64;
+    p.push(0);
+    let so = p.len() as u64 - strtab;
+    p.extend(soname.as_bytes());
+    p.push(0);
+    let libc = p.len() as u64 - strtab;
+    p.extend(b"libc.so.6\0");
+    let strsz = p.len() as u64 - strtab;
+    p.resize(p.len().div_ceil(8) * 8, 0);
+    let dynamic = p.len() as u64;
+    let mut entries = vec![(5u64, LOAD_AT + PAYLOAD + strtab), (10, strsz), (14, so)];
+    entries.extend(std::iter::repeat_n((1u64, libc), needed));
+    entries.push((0, 0));
+    for (tag, val) in entries {
+        p.extend(tag.to_le_bytes());
+        p.extend(val.to_le_bytes());
+    }
+    let phdrs = vec![
+        (3, PAYLOAD, LOAD_AT + PAYLOAD, interp.len() as u64 + 1),
+        (
+            2,
+            PAYLOAD + dynamic,
+            LOAD_AT + PAYLOAD + dynamic,
+            16 * (needed as u64 + 4),
+        ),
+    ];
+    (p, phdrs)
+}
+
+fn verify_binary(bytes: &[u8]) -> Out {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("prog");
+    std::fs::write(&path, bytes).unwrap();
+    mab(&["--no-run"], &path)
+}
+
+#[test]
+fn ambiguous_elf_constructs_fail_elf_format_by_name() {
+    let loader = b"/lib64/ld-linux-x86-64.so.2";
+    let (payload, phdrs) = dynamic_payload(loader, "libx.so");
+    let good = elf(62, 3, &phdrs, &payload);
+    assert!(!verify_binary(&good).stdout.contains("refused"));
+    let cases: Vec<(&str, Phdrs)> = vec![
+        ("two PT_INTERP", vec![phdrs[0], phdrs[0], phdrs[1]]),
+        ("two PT_DYNAMIC", vec![phdrs[0], phdrs[1], phdrs[1]]),
+        (
+            "PT_DYNAMIC at file offset",
+            vec![phdrs[0], (2, phdrs[1].1 + 8, phdrs[1].2, 64)],
+        ),
+    ];
+    for (says, ph) in cases {
+        let out = verify_binary(&elf(62, 3, &ph, &payload));
+        assert_eq!(out.code, 1, "{says}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(says), "{says}: {}", out.stdout);
+        assert!(out.stdout.contains("elf.format"), "{}", out.stdout);
+    }
+    let (payload, phdrs) = dynamic_payload_needing(loader, "libx.so", 513);
+    let out = verify_binary(&elf(62, 3, &phdrs, &payload));
+    assert!(out.stdout.contains("513 DT_NEEDED"), "{}", out.stdout);
+    let (payload, phdrs) = dynamic_payload(b"/lib64/ld-\xff.so", "libx.so");
+    let out = verify_binary(&elf(62, 3, &phdrs, &payload));
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("PT_INTERP") && out.stdout.contains("not UTF-8"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// An arm64 program that also names a DT_SONAME, in an amd64 image: still a program.
+#[test]
+fn a_wrong_arch_program_with_a_soname_is_an_outlier() {
+    let (payload, phdrs) = dynamic_payload(b"/lib/ld-linux-aarch64.so.1", "libtool.so");
+    let tool = elf(183, 3, &phdrs, &payload);
+    let t = with_app(Tar::default())
+        .dir("usr/")
+        .dir("usr/bin/")
+        .file("usr/bin/tool", &tool);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_image(tmp.path(), &Image::new(vec![t.finish()]));
+    let out = verify(&path);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("/usr/bin/tool"), "{}", out.stdout);
+}

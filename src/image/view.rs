@@ -193,7 +193,7 @@ impl View {
     }
 
     /// Every file in the final rootfs that is an executable binary, with its facts.
-    /// ELF programs by their linkage; Mach-O and PE files only when marked executable; never
+    /// ELF programs by their linkage or loader, ELF files too ambiguous to read; Mach-O and PE files only when marked executable; never
     /// a file that merely starts like a binary (a text file beginning "MZ").
     pub fn executables(&self) -> impl Iterator<Item = (&String, &BinaryFacts)> {
         self.nodes.iter().filter_map(|(p, n)| match n {
@@ -203,9 +203,14 @@ impl View {
                 ..
             } => {
                 let counts = match &f.identity {
-                    Identity::Elf(e) => e.is_executable(),
+                    // A program with a loader runs whatever else it is (a DT_SONAME does not
+                    // make a wrong-arch executable a library).
+                    Identity::Elf(e) => e.is_executable() || e.interpreter.is_some(),
                     Identity::MachO(_) | Identity::Pe(_) => *executable,
-                    Identity::Corrupt { .. } | Identity::NotBinary { .. } => false,
+                    // An ELF refused as ambiguous (two PT_INTERP, …) counts, as an outlier:
+                    // skipping it would pass whatever the kernel makes of it.
+                    Identity::Corrupt { format, .. } => format == "ELF",
+                    Identity::NotBinary { .. } => false,
                 };
                 counts.then_some((p, f.as_ref()))
             }
