@@ -760,3 +760,39 @@ fn a_wrong_arch_program_with_a_soname_is_an_outlier() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("/usr/bin/tool"), "{}", out.stdout);
 }
+
+#[test]
+fn merged_usr_hardlink_then_whiteout_and_hardlink_to_a_symlink_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = Tar::default()
+        .dir("usr/")
+        .dir("usr/bin/")
+        .symlink("bin", "usr/bin")
+        .file("etc/a.conf", b"a")
+        .finish();
+    let top = Tar::default()
+        .file("bin/app", &tiny_elf())
+        .hardlink("etc/b.conf", "etc/a.conf")
+        .file("etc/.wh.a.conf", b"")
+        .symlink("etc/s", "b.conf")
+        .hardlink("etc/h", "etc/s")
+        .finish();
+    let mut image = Image::new(vec![base, top]);
+    image.entrypoint = "/bin/app".into();
+    let path = write_image(tmp.path(), &image);
+    let out = mab(&["--no-run", "--format", "json"], &path);
+    assert_passes(&out);
+    assert!(
+        out.stdout.contains("\"entrypoint\": \"/usr/bin/app\""),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_symlink_leaving_the_root_stays_refused() {
+    let t = with_app(Tar::default())
+        .symlink("bin", "../../usr/bin")
+        .file("bin/x", b"");
+    refused_layer(t, &["points outside"]);
+}

@@ -2,7 +2,7 @@
 //! entries, refuse hostile ones and record the ELF facts of every file, all while streaming.
 
 use super::gotar;
-use super::plain::path_hash;
+use super::plain::{name_hash, path_hash};
 use super::{Compression, ImageError, Limits};
 use crate::inspect::{BinaryFacts, inspect_stream, looks_like_binary};
 use sha2::{Digest, Sha256};
@@ -103,8 +103,9 @@ pub struct PlainAt {
     pub before: u32,
     /// Index into `plain_dirs`.
     pub dir: u32,
-    /// Keyed hash of its path (`plain::path_hash`).
-    pub hash: u64,
+    /// Keyed hash of its file name (`plain::name_hash`); its path's hash joins it to the
+    /// directory it lands in.
+    pub name: u64,
 }
 
 /// A layer's named entries, plain files and their directories, in tar order.
@@ -293,7 +294,7 @@ fn walk(
                 plain.push(PlainAt {
                     before: entries.len() as u32,
                     dir,
-                    hash,
+                    name: name_hash(file_name),
                 });
                 continue;
             }

@@ -3,7 +3,7 @@
 
 use super::ImageError;
 use super::layer::{EntryKind, LayerScan, PlainAt, parent_of};
-use super::plain::{PlainFiles, path_hash};
+use super::plain::{PlainFiles, dir_hash, join_hash, path_hash};
 use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
 use crate::rootfs::{NodeKind, Root, RootOrigin, Tree};
@@ -31,6 +31,10 @@ pub struct View {
     node_paths: HashMap<u64, String>,
     /// Shown in reports as the closure's root: `image sha256:…`.
     pub label: String,
+    /// Symlink nodes in the tree.
+    symlinks: usize,
+    /// Bumped whenever a symlink comes or goes, so cached resolutions are redone.
+    generation: u64,
 }
 
 impl View {
@@ -53,6 +57,9 @@ impl View {
     }
 
     /// Apply one layer: its whiteouts first (they only hide lower layers), then its entries.
+    /// Every path is placed as umoci and containerd place it: its directory resolved through
+    /// the symlinks already in the image, inside the root (`bin -> usr/bin` then `bin/app`
+    /// writes `/usr/bin/app`); the last component is not followed.
     pub fn apply(&mut self, index: usize, scan: &LayerScan) -> Result<(), ImageError> {
         if self.node_paths.is_empty() && !self.nodes.is_empty() {
             // Dropped by `finish`; a layer after it needs them again.
@@ -62,19 +69,46 @@ impl View {
                 .map(|p| (path_hash(p), p.clone()))
                 .collect();
         }
+        let hostile = |m: String| ImageError::Hostile(format!("layer {}: {m}", scan.digest));
+        // Hardlink targets as the layer found them, before its whiteouts: a link written
+        // before the whiteout of its source (in tar order) keeps the source's content.
+        let mut before_whiteouts: HashMap<String, Option<Node>> = HashMap::new();
         for e in &scan.entries {
+            if let EntryKind::Hardlink(target) = &e.kind {
+                let t = self.place(target).map_err(&hostile)?;
+                if let Some(n) = self.nodes.get(&t) {
+                    before_whiteouts.insert(t, Some(n.clone()));
+                } else if self.plain.contains(&t) {
+                    before_whiteouts.insert(t, None);
+                }
+            }
+        }
+        let mut hidden: Vec<(usize, String, bool)> = Vec::new();
+        for (at, e) in scan.entries.iter().enumerate() {
             match e.kind {
-                EntryKind::Whiteout => self.remove_tree(&e.path, true),
-                EntryKind::Opaque => self.remove_tree(&e.path, false),
+                EntryKind::Whiteout => {
+                    let p = self.place(&e.path).map_err(&hostile)?;
+                    self.remove_tree(&p, true);
+                    hidden.push((at, p, true));
+                }
+                EntryKind::Opaque => {
+                    let p = self.resolve(&e.path, true).map_err(&hostile)?;
+                    self.remove_tree(&p, false);
+                    hidden.push((at, p, false));
+                }
                 _ => {}
             }
         }
+        let mut dir_hashes: Vec<Option<(u64, u64)>> = vec![None; scan.plain_dirs.len()];
         let mut plain = scan.plain.iter().peekable();
         for (at, e) in scan.entries.iter().enumerate() {
             while let Some(p) = plain.next_if(|p| p.before as usize <= at) {
-                self.insert_plain(p, scan)?;
+                self.insert_plain(p, scan, &mut dir_hashes)?;
             }
-            self.refuse_write_through_symlink(&parent_of(&e.path), &e.path, &scan.digest)?;
+            if matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+                continue;
+            }
+            let path = self.place(&e.path).map_err(&hostile)?;
             let node = match &e.kind {
                 EntryKind::Whiteout | EntryKind::Opaque => continue,
                 EntryKind::Dir => Node::Dir,
@@ -89,50 +123,157 @@ impl View {
                     facts: facts.clone(),
                     layer: index,
                 },
-                EntryKind::Hardlink(target) => match self.nodes.get(target) {
-                    Some(n @ Node::File { .. }) => n.clone(),
-                    None if self.plain.contains(target) => {
-                        self.remove_tree(&e.path, true);
-                        self.plain.insert(path_hash(&e.path));
-                        continue;
+                EntryKind::Hardlink(target) => {
+                    let t = self.place(target).map_err(&hostile)?;
+                    let found = match self.nodes.get(&t) {
+                        Some(n) => Some(Some(n.clone())),
+                        None if self.plain.contains(&t) => Some(None),
+                        None => {
+                            let hidden_before = hidden.iter().any(|(w, p, including)| {
+                                *w < at
+                                    && ((*including && *p == t)
+                                        || t.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+                            });
+                            before_whiteouts.get(&t).cloned().filter(|_| !hidden_before)
+                        }
+                    };
+                    match found {
+                        Some(Some(n @ (Node::File { .. } | Node::Symlink(_)))) => n,
+                        Some(None) => {
+                            self.remove_tree(&path, true);
+                            self.plain.insert(path_hash(&path));
+                            continue;
+                        }
+                        _ => {
+                            return Err(hostile(format!(
+                                "hardlink {} -> {target} does not point at a file already in the image",
+                                e.path
+                            )));
+                        }
                     }
-                    _ => {
-                        return Err(ImageError::Hostile(format!(
-                            "layer {}: hardlink {} -> {target} does not point at a file already in the image",
-                            scan.digest, e.path
-                        )));
-                    }
-                },
+                }
             };
             if matches!(node, Node::Dir) {
                 // A directory entry over a directory, listed or only implied by its files,
                 // keeps what is below it, as mkdir over an existing one does.
-                if matches!(self.nodes.get(&e.path), Some(Node::Dir)) {
+                if matches!(self.nodes.get(&path), Some(Node::Dir)) {
                     continue;
                 }
-                self.remove_node(&e.path);
-                self.plain.remove(&e.path);
+                self.remove_node(&path);
+                self.plain.remove(&path);
             } else {
-                self.remove_tree(&e.path, true);
+                self.remove_tree(&path, true);
             }
-            self.node_paths.insert(path_hash(&e.path), e.path.clone());
-            self.nodes.insert(e.path.clone(), node);
+            if matches!(node, Node::Symlink(_)) {
+                self.symlinks += 1;
+                self.generation += 1;
+            }
+            self.node_paths.insert(path_hash(&path), path.clone());
+            self.nodes.insert(path, node);
         }
         for p in plain {
-            self.insert_plain(p, scan)?;
+            self.insert_plain(p, scan, &mut dir_hashes)?;
         }
         Ok(())
     }
 
-    /// A plain file written over a node replaces it and whatever was below it.
-    fn insert_plain(&mut self, file: &PlainAt, scan: &LayerScan) -> Result<(), ImageError> {
+    /// A plain file written over a node replaces it and whatever was below it. `dir_hashes`
+    /// caches each directory's resolved hash while no symlink changes.
+    fn insert_plain(
+        &mut self,
+        file: &PlainAt,
+        scan: &LayerScan,
+        dir_hashes: &mut [Option<(u64, u64)>],
+    ) -> Result<(), ImageError> {
         let dir = &scan.plain_dirs[file.dir as usize];
-        self.refuse_write_through_symlink(&dir.path, &dir.first_file, &scan.digest)?;
-        if let Some(path) = self.node_paths.get(&file.hash).cloned() {
+        let hash = match dir_hashes[file.dir as usize] {
+            Some((generation, h)) if generation == self.generation => h,
+            _ => {
+                let resolved = self.resolve(&dir.path, true).map_err(|m| {
+                    ImageError::Hostile(format!(
+                        "layer {}: entry {}: {m}",
+                        scan.digest, dir.first_file
+                    ))
+                })?;
+                let h = dir_hash(&resolved);
+                dir_hashes[file.dir as usize] = Some((self.generation, h));
+                h
+            }
+        };
+        let full = join_hash(hash, file.name);
+        if let Some(path) = self.node_paths.get(&full).cloned() {
             self.remove_tree(&path, true);
         }
-        self.plain.insert(file.hash);
+        self.plain.insert(full);
         Ok(())
+    }
+
+    /// Where an entry named `path` lands: its directory resolved, its name kept.
+    fn place(&self, path: &str) -> Result<String, String> {
+        if path == "/" {
+            return Ok(path.to_string());
+        }
+        let parent = self.resolve(&parent_of(path), true)?;
+        let name = path.rsplit('/').next().unwrap_or("");
+        Ok(if parent == "/" {
+            format!("/{name}")
+        } else {
+            format!("{parent}/{name}")
+        })
+    }
+
+    /// `path` with every symlink on the way followed inside the root, as securejoin does:
+    /// absolute targets start at the root, `..` stops there, 255 links at most. With
+    /// `follow_last` false the last component is kept as it is.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String> {
+        let mut pending: std::collections::VecDeque<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut cur = String::new();
+        let mut lens: Vec<usize> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = pending.pop_front() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    if let Some(l) = lens.pop() {
+                        cur.truncate(l);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let before = cur.len();
+            cur.push('/');
+            cur.push_str(&c);
+            if !pending.is_empty() || follow_last {
+                match self.nodes.get(&cur) {
+                    Some(Node::Symlink(t)) => {
+                        links += 1;
+                        if links > 255 {
+                            return Err(format!("{path} goes through more than 255 symlinks"));
+                        }
+                        cur.truncate(before);
+                        if t.starts_with('/') {
+                            cur.clear();
+                            lens.clear();
+                        }
+                        for part in t.split('/').filter(|p| !p.is_empty()).rev() {
+                            pending.push_front(part.to_string());
+                        }
+                        continue;
+                    }
+                    Some(Node::File { .. }) => {
+                        return Err(format!("{path} goes through the file {cur}"));
+                    }
+                    _ => {}
+                }
+            }
+            lens.push(before);
+        }
+        Ok(if cur.is_empty() { "/".to_string() } else { cur })
     }
 
     /// Remove everything below `path`, and `path` itself when `including`.
@@ -159,30 +300,13 @@ impl View {
     }
 
     fn remove_node(&mut self, path: &str) {
-        if self.nodes.remove(path).is_some() {
+        if let Some(n) = self.nodes.remove(path) {
             self.node_paths.remove(&path_hash(path));
-        }
-    }
-
-    /// A tar that writes `a/x` after making `a` a symlink writes through the link, wherever
-    /// it points: refuse it. `dir` is the entry's directory; `entry` names it in the error.
-    fn refuse_write_through_symlink(
-        &self,
-        dir: &str,
-        entry: &str,
-        layer: &str,
-    ) -> Result<(), ImageError> {
-        let mut prefix = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            prefix.push('/');
-            prefix.push_str(part);
-            if let Some(Node::Symlink(t)) = self.nodes.get(&prefix) {
-                return Err(ImageError::Hostile(format!(
-                    "layer {layer}: entry {entry} is written through the symlink {prefix} -> {t}"
-                )));
+            if matches!(n, Node::Symlink(_)) {
+                self.symlinks -= 1;
+                self.generation += 1;
             }
         }
-        Ok(())
     }
 
     pub fn facts_at(&self, canonical: &str) -> Option<&BinaryFacts> {
@@ -286,7 +410,7 @@ mod tests {
                     plain.push(PlainAt {
                         before: entries.len() as u32,
                         dir: plain_dirs.len() as u32 - 1,
-                        hash: path_hash(path),
+                        name: crate::image::plain::name_hash(path.rsplit('/').next().unwrap()),
                     });
                 }
             }
@@ -399,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn files_written_through_a_symlink_are_refused_and_named() {
+    fn files_written_through_an_in_root_symlink_land_where_it_points() {
         let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let binary = || EntryKind::File {
             size: elf.len() as u64,
@@ -407,29 +531,55 @@ mod tests {
             facts: Some(Box::new(inspect_bytes(&elf))),
         };
         let link = || entry("/lib", EntryKind::Symlink("usr/lib".into()));
-        let refused = |result: Result<View, ImageError>, entry: &str| match result {
-            Err(ImageError::Hostile(m)) => {
-                assert!(m.contains(entry) && m.contains("symlink /lib"), "{m}")
-            }
-            other => panic!("{entry}: {other:?}"),
-        };
         // Through a lower layer's symlink: a binary, and a plain file.
-        refused(
-            layers(vec![vec![link()], vec![entry("/lib/app", binary())]]),
-            "/lib/app",
-        );
-        refused(
-            layers(vec![vec![link()], vec![plain("/lib/deep/a.conf")]]),
-            "/lib/deep/a.conf",
-        );
-        // In one layer: the link first, then a file below it.
-        refused(
-            layers(vec![vec![link(), plain("/lib/a.conf")]]),
-            "/lib/a.conf",
-        );
+        let view = layers(vec![vec![link()], vec![entry("/lib/app", binary())]]).unwrap();
+        assert!(view.nodes.contains_key("/usr/lib/app"), "{:?}", view.nodes);
+        assert!(!view.nodes.contains_key("/lib/app"));
+        let view = layers(vec![vec![link()], vec![plain("/lib/deep/a.conf")]]).unwrap();
+        assert_eq!(view.node("/usr/lib/deep/a.conf"), Some(NodeKind::Other));
+        // In one layer: the link first, then a file below it; an absolute link too.
+        let view = layers(vec![vec![link(), plain("/lib/a.conf")]]).unwrap();
+        assert_eq!(view.node("/usr/lib/a.conf"), Some(NodeKind::Other));
+        let abs = entry("/bin", EntryKind::Symlink("/usr/bin".into()));
+        let view = layers(vec![vec![abs, entry("/bin/app", binary())]]).unwrap();
+        assert!(view.nodes.contains_key("/usr/bin/app"));
         // A file written before its directory became a link is only replaced.
         let view = layers(vec![vec![plain("/lib/a.conf"), link()]]).unwrap();
+        assert_eq!(view.node("/lib"), Some(NodeKind::Symlink("usr/lib".into())));
         assert_eq!(view.node("/lib/a.conf"), None);
+        assert_eq!(view.node("/usr/lib/a.conf"), None);
+        // Below a file: refused.
+        let below = layers(vec![vec![entry("/f", binary()), entry("/f/x", binary())]]);
+        assert!(matches!(below, Err(ImageError::Hostile(m)) if m.contains("through the file")));
+    }
+
+    #[test]
+    fn a_hardlink_keeps_a_source_whited_out_after_it_and_may_name_a_symlink() {
+        let view = layers(vec![
+            vec![plain("/etc/a.conf")],
+            vec![
+                hardlink("/etc/b.conf", "/etc/a.conf"),
+                entry("/etc/a.conf", EntryKind::Whiteout),
+            ],
+        ])
+        .unwrap();
+        assert_eq!(view.node("/etc/b.conf"), Some(NodeKind::Other));
+        assert_eq!(view.node("/etc/a.conf"), None);
+        // The whiteout first: the link has nothing to point at.
+        let refused = layers(vec![
+            vec![plain("/etc/a.conf")],
+            vec![
+                entry("/etc/a.conf", EntryKind::Whiteout),
+                hardlink("/etc/b.conf", "/etc/a.conf"),
+            ],
+        ]);
+        assert!(refused.is_err());
+        let view = layers(vec![vec![
+            entry("/s", EntryKind::Symlink("t".into())),
+            hardlink("/h", "/s"),
+        ]])
+        .unwrap();
+        assert_eq!(view.node("/h"), Some(NodeKind::Symlink("t".into())));
     }
 
     #[test]
