@@ -796,3 +796,345 @@ fn a_symlink_leaving_the_root_stays_refused() {
         .file("bin/x", b"");
     refused_layer(t, &["points outside"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Differential test against the real readers: umoci (Go archive/tar + securejoin) and
+// skopeo (Go encoding/json). For every generated image the tool accepts, the tree umoci
+// extracts must equal the tool's final rootfs view, and skopeo must name the same manifest
+// and entrypoint.
+
+/// xorshift64*, seeded: the cases are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+        &from[self.below(from.len())]
+    }
+}
+
+fn random_path(rng: &mut Rng) -> String {
+    let first = ["a", "b", "usr", "bin", "etc", "lib"];
+    let rest = ["x", "y", "app", "bin", "lib", "conf"];
+    let mut p = rng.pick(&first[..]).to_string();
+    for _ in 0..rng.below(3) {
+        p.push('/');
+        let part: &str = rng.pick(&rest[..]);
+        p.push_str(part);
+    }
+    p
+}
+
+/// One layer mixing legal and ambiguous constructs; `written` collects paths for later
+/// links and whiteouts.
+fn random_layer(rng: &mut Rng, written: &mut Vec<String>) -> Tar {
+    let mut t = Tar::default();
+    let mut used = std::collections::HashSet::new();
+    for _ in 0..1 + rng.below(7) {
+        let path = random_path(rng);
+        let existing = if written.is_empty() {
+            path.clone()
+        } else {
+            rng.pick(written).clone()
+        };
+        // Mostly legal constructs, now and then one the tool must refuse.
+        let op = if rng.chance(6) {
+            15 + rng.below(5)
+        } else {
+            rng.below(15)
+        };
+        // A path twice in one layer is refused (tested above); keep most cases readable.
+        let target = if (11..=12).contains(&op) {
+            existing.clone()
+        } else {
+            path.clone()
+        };
+        if !(5..=6).contains(&op) && !used.insert(target) {
+            continue;
+        }
+        t = match op {
+            0..=4 => {
+                let data: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+                let mode = *rng.pick(&[0o644, 0o755, 0o600]);
+                let mut t = t;
+                t.0.extend(header(path.as_bytes(), b'0', data.len() as u64, b"", mode));
+                t.0.extend(&data);
+                pad(&mut t.0);
+                t
+            }
+            5 | 6 => t.dir(&format!("{path}/")),
+            7 => {
+                let target = match rng.below(4) {
+                    0 => "usr/bin".to_string(),
+                    1 => "/usr/lib".to_string(),
+                    2 => format!("/{existing}"),
+                    _ => "../../../x".to_string(),
+                };
+                t.symlink(&path, &target)
+            }
+            8 => t.symlink("bin", "usr/bin"),
+            9 | 10 => t.hardlink(&path, &existing),
+            11 | 12 => {
+                let (dir, name) = existing.rsplit_once('/').unwrap_or(("", &existing));
+                let wh = if dir.is_empty() {
+                    format!(".wh.{name}")
+                } else {
+                    format!("{dir}/.wh.{name}")
+                };
+                t.file(&wh, b"")
+            }
+            13 => t.file(&format!("{path}/.wh..wh..opq"), b""),
+            // A directory whose size field claims data: Go reads none.
+            14 => t.raw(b'5', format!("{path}/").as_bytes(), b"", 512, b""),
+            15 => t
+                .pax(&[("path", path.as_bytes())])
+                .file("short", b"pax named"),
+            16 => t
+                .pax(&[("path", b"p1"), ("path", path.as_bytes())])
+                .file("q", b""),
+            17 => {
+                let name = format!("{path}\0");
+                t.raw(
+                    b'L',
+                    b"././@LongLink",
+                    b"",
+                    name.len() as u64,
+                    name.as_bytes(),
+                )
+                .file("ignored-name", b"long named")
+            }
+            18 => t.raw(b'0', b"bad\xffname", b"", 0, b""),
+            _ => t.bytes(&[0; 512]),
+        };
+        written.push(path);
+    }
+    t
+}
+
+/// Plain or gzip: umoci 0.4.7 reads no zstd layers (zstd is tested on its own above).
+fn compress(rng: &mut Rng, tar: Vec<u8>) -> (Vec<u8>, &'static str) {
+    use std::io::Write;
+    match rng.below(2) {
+        0 => (tar, "application/vnd.oci.image.layer.v1.tar"),
+        1 => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&tar).unwrap();
+            (
+                gz.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        }
+        _ => (
+            zstd::encode_all(&tar[..], 1).unwrap(),
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+    }
+}
+
+/// A layout for case `seed`, tagged `t`.
+fn random_image(dir: &Path, seed: u64) -> PathBuf {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let layout = layout_in(dir);
+    let mut written = Vec::new();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let tar = random_layer(&mut rng, &mut written).finish();
+        diff_ids.push(format!("\"{}\"", sha(&tar)));
+        let (blob, mut media_type) = compress(&mut rng, tar);
+        if rng.chance(5) {
+            media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+        }
+        layers.push(layout.descriptor(media_type, &blob));
+    }
+    let key = *rng.pick(&["Entrypoint", "entrypoint", "ENTRYPOINT", "Entrypoint"]);
+    let mut run = format!(r#""{key}":["/{}"]"#, rng.pick(&written));
+    if rng.chance(4) {
+        run.push_str(r#","entrypoint":["/other"]"#);
+    }
+    if rng.chance(50) {
+        run.push_str(r#","Cmd":["--flag"]"#);
+    }
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{{run}}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let config = layout.descriptor(
+        "application/vnd.oci.image.config.v1+json",
+        config.as_bytes(),
+    );
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{config},"layers":[{}]}}"#,
+        layers.join(",")
+    );
+    let d = layout.descriptor(
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+    );
+    let d = d.trim_end_matches('}').to_string()
+        + r#","annotations":{"org.opencontainers.image.ref.name":"t"}}"#;
+    layout.index(&[d]);
+    layout.dir
+}
+
+/// The tree umoci extracted, in the dump's terms.
+fn extracted(
+    rootfs: &Path,
+) -> std::collections::BTreeMap<String, mab_verify::image::dump::DumpNode> {
+    use mab_verify::image::dump::DumpNode;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![rootfs.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = format!("/{}", p.strip_prefix(rootfs).unwrap().to_str().unwrap());
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let node = if meta.file_type().is_symlink() {
+                DumpNode::Symlink(std::fs::read_link(&p).unwrap().to_str().unwrap().into())
+            } else if meta.is_dir() {
+                stack.push(p.clone());
+                DumpNode::Dir
+            } else {
+                DumpNode::File {
+                    mode: meta.permissions().mode() & 0o7777,
+                    sha256: sha(&std::fs::read(&p).unwrap()),
+                }
+            };
+            out.insert(rel, node);
+        }
+    }
+    out
+}
+
+fn tool(name: &str) -> Command {
+    let c = Command::new(name);
+    assert!(
+        Command::new(name).arg("--version").output().is_ok(),
+        "{name} is not installed: run scripts/setup"
+    );
+    c
+}
+
+/// Returns a mismatch, or None; `Ok(false)` when the tool refused the case.
+fn differential_case(seed: u64) -> Result<bool, String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = random_image(&tmp.path().join("layout"), seed);
+    let limits = mab_verify::image::Limits::default();
+    let dump = match mab_verify::image::dump::dump(&layout, &limits) {
+        Ok(d) => d,
+        Err(e) => {
+            if std::env::var_os("MAB_DIFFERENTIAL_VERBOSE").is_some() {
+                eprintln!("seed {seed} refused: {e}");
+            }
+            return Ok(false);
+        }
+    };
+    let bundle = tmp.path().join("bundle");
+    let image = format!("{}:t", layout.display());
+    let out = tool("umoci")
+        .args(["unpack", "--rootless", "--image", &image])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(format!(
+            "seed {seed}: the tool accepted, umoci refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let theirs = extracted(&bundle.join("rootfs"));
+    if theirs != dump.tree {
+        return Err(format!(
+            "seed {seed}: trees differ\n tool:  {:?}\n umoci: {:?}",
+            dump.tree, theirs
+        ));
+    }
+    let oci = format!("oci:{}:t", layout.display());
+    let raw = tool("skopeo")
+        .args(["inspect", "--raw", &oci])
+        .output()
+        .unwrap();
+    if !raw.status.success() || sha(&raw.stdout) != dump.manifest_digest {
+        return Err(format!("seed {seed}: skopeo names another manifest"));
+    }
+    let config = tool("skopeo")
+        .args(["inspect", "--config", &oci])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&config.stdout)
+        .map_err(|e| format!("seed {seed}: skopeo --config: {e}"))?;
+    let mut argv: Vec<String> = Vec::new();
+    for key in ["Entrypoint", "Cmd"] {
+        if let Some(a) = json["config"][key].as_array() {
+            argv.extend(a.iter().map(|v| v.as_str().unwrap().to_string()));
+        }
+    }
+    if argv != dump.entrypoint {
+        return Err(format!(
+            "seed {seed}: skopeo's entrypoint {argv:?}, the tool's {:?}",
+            dump.entrypoint
+        ));
+    }
+    Ok(true)
+}
+
+#[test]
+fn umoci_and_skopeo_read_what_the_tool_accepts() {
+    let cases: u64 = std::env::var("MAB_DIFFERENTIAL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let results: Vec<Result<bool, String>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if seed >= cases {
+                            return mine;
+                        }
+                        mine.push(differential_case(seed));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let accepted = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(5)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The generator must exercise both sides: enough accepted cases to compare.
+    assert!(
+        accepted as u64 * 4 >= cases,
+        "only {accepted} of {cases} cases were accepted"
+    );
+    eprintln!("{accepted} of {cases} generated images accepted and read alike by umoci and skopeo");
+}

@@ -63,6 +63,8 @@ pub enum EntryKind {
         size: u64,
         executable: bool,
         facts: Option<Box<BinaryFacts>>,
+        /// Mode and digest of every file, kept only when a read records them (`dump`).
+        content: Option<Box<Content>>,
     },
     Dir,
     Symlink(String),
@@ -72,6 +74,12 @@ pub enum EntryKind {
     Whiteout,
     /// Removes everything below this directory from lower layers.
     Opaque,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    pub mode: u32,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +144,7 @@ pub fn scan(
     budget: &mut u64,
     spill: Option<&std::path::Path>,
     tee: Option<(super::TeeSide, &mut dyn Write)>,
+    record: bool,
 ) -> Result<LayerScan, ImageError> {
     let (verbatim, tar_tee): (Option<&mut dyn Write>, Option<&mut dyn Write>) = match tee {
         Some((super::TeeSide::Verbatim, w)) => (Some(w), None),
@@ -167,7 +176,7 @@ pub fn scan(
             ))
             .with_count(count)
         };
-        let entries = match walk(&mut raw, label, limits, spill) {
+        let entries = match walk(&mut raw, label, limits, spill, record) {
             Ok(entries) => entries,
             // A stream cut short by the limit looks truncated to the tar reader: say why.
             Err(_) if raw.count > *budget => return Err(over_budget(raw.count)),
@@ -208,6 +217,7 @@ fn walk(
     label: &str,
     limits: &Limits,
     spill: Option<&std::path::Path>,
+    record: bool,
 ) -> Result<Walked, ImageError> {
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
     let mut archive = gotar::Reader::new(raw);
@@ -218,6 +228,8 @@ fn walk(
     let mut plain_dirs: Vec<PlainDir> = Vec::new();
     let mut dir_index: HashMap<String, u32> = HashMap::new();
     let mut seen: HashSet<u64> = HashSet::new();
+    // This layer's paths and their directories, to see a whiteout of something it wrote.
+    let mut written: HashSet<u64> = HashSet::new();
     while let Some(header) = archive
         .next_entry()
         .map_err(|e| hostile(format!("the tar stream {e}")))?
@@ -273,13 +285,27 @@ fn walk(
         } else if kind_byte == b'0' {
             let size = header.data_len();
             let mode = header.mode;
-            let facts = read_facts(&mut archive, size, limits, spill).map_err(|e| {
+            let unreadable = |e: std::io::Error| {
                 hostile(format!(
                     "entry {raw_name:?} cannot be read, the blob is truncated or corrupt: {e}"
                 ))
-            })?;
+            };
+            let (facts, content) = if record {
+                let mut hashing = Hashing::new(&mut archive);
+                let facts = read_facts(&mut hashing, size, limits, spill).map_err(unreadable)?;
+                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(unreadable)?;
+                let (sha256, _) = hashing.finish();
+                let content = Content {
+                    mode: (mode & 0o7777) as u32,
+                    sha256,
+                };
+                (facts, Some(Box::new(content)))
+            } else {
+                let facts = read_facts(&mut archive, size, limits, spill).map_err(unreadable)?;
+                (facts, None)
+            };
             let executable = mode & 0o111 != 0;
-            if facts.is_none() && !executable {
+            if facts.is_none() && !executable && !record {
                 let hash = path_hash(&path);
                 if !seen.insert(hash) {
                     return Err(duplicate(&raw_name));
@@ -291,6 +317,7 @@ fn walk(
                     });
                     plain_dirs.len() as u32 - 1
                 });
+                note_written(&mut written, &path);
                 plain.push(PlainAt {
                     before: entries.len() as u32,
                     dir,
@@ -304,6 +331,7 @@ fn walk(
                     size,
                     executable,
                     facts: facts.map(Box::new),
+                    content,
                 },
             }
         } else if matches!(kind_byte, b'3' | b'4' | b'6') {
@@ -321,9 +349,30 @@ fn walk(
         if !seen.insert(path_hash(&kind.path)) && !is_dir {
             return Err(duplicate(&raw_name));
         }
+        if matches!(kind.kind, EntryKind::Whiteout) && written.contains(&path_hash(&kind.path)) {
+            // umoci keeps what this layer wrote there, containerd removes it; the spec says
+            // a whiteout hides only lower layers. Refused rather than picking one.
+            return Err(hostile(format!(
+                "entry {raw_name:?} whites out {} after this layer wrote it or something below it (runtimes disagree on what remains)",
+                kind.path
+            )));
+        }
+        if !matches!(kind.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+            note_written(&mut written, &kind.path);
+        }
         entries.push(kind);
     }
     Ok((entries, plain, plain_dirs))
+}
+
+fn note_written(written: &mut HashSet<u64>, path: &str) {
+    let mut p = path;
+    while p != "/" && written.insert(path_hash(p)) {
+        p = match p.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &p[..i],
+        };
+    }
 }
 
 fn link_target(header: &gotar::Header) -> Result<String, String> {

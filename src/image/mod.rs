@@ -3,6 +3,7 @@
 //! rootfs. Each blob is read once, as a stream.
 
 pub mod docs;
+pub mod dump;
 pub mod extract;
 pub mod gotar;
 pub mod layer;
@@ -275,6 +276,8 @@ pub struct ReadOptions<'a> {
 struct Ctx<'a, 'b> {
     source: &'a Source,
     opts: &'a mut ReadOptions<'b>,
+    /// Keep every file's mode and digest in the view (`dump`).
+    record: bool,
 }
 
 /// What an input turned out to be when sniffed: an image container, or not.
@@ -328,6 +331,16 @@ pub fn read(
     format: Format,
     opts: &mut ReadOptions<'_>,
 ) -> Result<ImageSet, ImageError> {
+    read_with(path, source, format, opts, false)
+}
+
+fn read_with(
+    path: &Path,
+    source: Source,
+    format: Format,
+    opts: &mut ReadOptions<'_>,
+    record: bool,
+) -> Result<ImageSet, ImageError> {
     let mut set = ImageSet {
         path: path.to_path_buf(),
         format,
@@ -338,6 +351,7 @@ pub fn read(
     let mut ctx = Ctx {
         source: &source,
         opts,
+        record,
     };
     match format {
         Format::OciLayout | Format::OciArchive => read_oci(&mut ctx, &mut set)?,
@@ -405,6 +419,7 @@ fn scan_member(
         budget,
         ctx.opts.spill,
         tee_side,
+        ctx.record,
     )?;
     if let Some(tee) = ctx.opts.tee.as_deref_mut() {
         tee.end(&scan).map_err(cannot_write)?;
@@ -440,7 +455,7 @@ fn scan_layers(
             .collect();
     }
     use rayon::prelude::*;
-    let (source, limits, spill) = (ctx.source, ctx.opts.limits, ctx.opts.spill);
+    let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
     let scans: Vec<Option<layer::LayerScan>> = layers
         .par_iter()
         .map(|l| {
@@ -453,6 +468,7 @@ fn scan_layers(
             let mut solo_ctx = Ctx {
                 source,
                 opts: &mut solo,
+                record,
             };
             scan_member(
                 &mut solo_ctx,

@@ -2,7 +2,7 @@
 //! that symlink resolution, closure checks and extraction read.
 
 use super::ImageError;
-use super::layer::{EntryKind, LayerScan, PlainAt, parent_of};
+use super::layer::{Content, EntryKind, LayerScan, PlainAt, parent_of};
 use super::plain::{PlainFiles, dir_hash, join_hash, path_hash};
 use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
@@ -16,6 +16,8 @@ pub enum Node {
         executable: bool,
         facts: Option<Box<BinaryFacts>>,
         layer: usize,
+        /// Mode and digest, when the read recorded them (`dump`).
+        content: Option<Box<Content>>,
     },
     Dir,
     Symlink(String),
@@ -117,14 +119,23 @@ impl View {
                     size,
                     executable,
                     facts,
+                    content,
                 } => Node::File {
                     size: *size,
                     executable: *executable,
                     facts: facts.clone(),
                     layer: index,
+                    content: content.clone(),
                 },
                 EntryKind::Hardlink(target) => {
                     let t = self.place(target).map_err(&hostile)?;
+                    if t == path || t.starts_with(&format!("{path}/")) {
+                        // The runtimes clear the link's path first, and its target with it.
+                        return Err(hostile(format!(
+                            "hardlink {} -> {target} points at itself or below itself",
+                            e.path
+                        )));
+                    }
                     let found = match self.nodes.get(&t) {
                         Some(n) => Some(Some(n.clone())),
                         None if self.plain.contains(&t) => Some(None),
@@ -168,6 +179,7 @@ impl View {
                 self.symlinks += 1;
                 self.generation += 1;
             }
+            self.ensure_dirs(&parent_of(&path));
             self.node_paths.insert(path_hash(&path), path.clone());
             self.nodes.insert(path, node);
         }
@@ -196,6 +208,7 @@ impl View {
                     ))
                 })?;
                 let h = dir_hash(&resolved);
+                self.ensure_dirs(&resolved);
                 dir_hashes[file.dir as usize] = Some((self.generation, h));
                 h
             }
@@ -206,6 +219,25 @@ impl View {
         }
         self.plain.insert(full);
         Ok(())
+    }
+
+    /// The directories a file is written into exist from then on, as the runtimes' MkdirAll
+    /// leaves them, even when the file is later removed. Every node's ancestors are
+    /// directory nodes.
+    fn ensure_dirs(&mut self, dir: &str) {
+        let mut d = dir;
+        while d != "/" && !d.is_empty() {
+            if self.nodes.contains_key(d) {
+                break;
+            }
+            self.plain.remove(d);
+            self.node_paths.insert(path_hash(d), d.to_string());
+            self.nodes.insert(d.to_string(), Node::Dir);
+            d = match d.rfind('/') {
+                Some(0) | None => "/",
+                Some(i) => &d[..i],
+            };
+        }
     }
 
     /// Where an entry named `path` lands: its directory resolved, its name kept.
@@ -302,9 +334,14 @@ impl View {
     fn remove_node(&mut self, path: &str) {
         if let Some(n) = self.nodes.remove(path) {
             self.node_paths.remove(&path_hash(path));
-            if matches!(n, Node::Symlink(_)) {
-                self.symlinks -= 1;
-                self.generation += 1;
+            match n {
+                Node::Symlink(_) => {
+                    self.symlinks -= 1;
+                    self.generation += 1;
+                }
+                // Cached directory resolutions may have ensured it.
+                Node::Dir => self.generation += 1,
+                Node::File { .. } => {}
             }
         }
     }
@@ -391,6 +428,7 @@ mod tests {
             executable,
             facts: Some(Box::new(inspect_bytes(bytes))),
             layer: 0,
+            content: None,
         }
     }
 
@@ -498,6 +536,7 @@ mod tests {
             size: elf.len() as u64,
             executable: true,
             facts: Some(Box::new(inspect_bytes(&elf))),
+            content: None,
         };
         let view = layers(vec![
             vec![entry("/bin/app", binary())],
@@ -529,6 +568,7 @@ mod tests {
             size: elf.len() as u64,
             executable: true,
             facts: Some(Box::new(inspect_bytes(&elf))),
+            content: None,
         };
         let link = || entry("/lib", EntryKind::Symlink("usr/lib".into()));
         // Through a lower layer's symlink: a binary, and a plain file.
