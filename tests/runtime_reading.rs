@@ -830,7 +830,7 @@ fn random_path(rng: &mut Rng) -> String {
     let mut p = rng.pick(&first[..]).to_string();
     for _ in 0..rng.below(3) {
         p.push('/');
-        let part: &str = rng.pick(&rest[..]);
+        let part = *rng.pick(&rest[..]);
         p.push_str(part);
     }
     p
