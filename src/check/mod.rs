@@ -28,6 +28,8 @@ pub mod ids {
     pub const INDEX_DUPLICATE: &str = "index.duplicate";
     pub const INDEX_EXPECTED: &str = "index.expected";
     pub const INDEX_MEDIA_TYPES: &str = "index.media-types";
+    /// The input names no image at all: a run that verified nothing fails closed.
+    pub const INDEX_EMPTY: &str = "index.empty";
 
     /// Every check in report order: integrity, platform truth, binary, run.
     pub const ALL: &[&str] = &[
@@ -38,6 +40,7 @@ pub mod ids {
         INDEX_DUPLICATE,
         INDEX_EXPECTED,
         INDEX_MEDIA_TYPES,
+        INDEX_EMPTY,
         INDEX_PLATFORM,
         IMAGE_CONFIG_PLATFORM,
         IMAGE_BINARIES,

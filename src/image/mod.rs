@@ -195,8 +195,22 @@ impl ImageFacts {
         let mut argv = cfg.entrypoint.clone().unwrap_or_default();
         argv.extend(cfg.cmd.clone().unwrap_or_default());
         let first = argv.first()?.clone();
+        // runc starts the process in WorkingDir, so a relative command and relative PATH
+        // entries are found from there.
+        let cwd = cfg
+            .working_dir
+            .as_deref()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/");
+        let from_cwd = |p: &str| {
+            if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("{}/{p}", cwd.trim_end_matches('/'))
+            }
+        };
         let candidates: Vec<String> = if first.contains('/') {
-            vec![first.clone()]
+            vec![from_cwd(&first)]
         } else {
             let path = self
                 .env()
@@ -206,7 +220,7 @@ impl ImageFacts {
                 .unwrap_or_default();
             path.split(':')
                 .filter(|d| !d.is_empty())
-                .map(|d| format!("{}/{first}", d.trim_end_matches('/')))
+                .map(|d| from_cwd(&format!("{}/{first}", d.trim_end_matches('/'))))
                 .collect()
         };
         let resolved = candidates.iter().find_map(|c| {
@@ -488,6 +502,23 @@ fn scan_layers(
         )));
     }
     Ok(scans)
+}
+
+/// `index.empty`: an input that names no image verified nothing, which is no pass.
+pub fn nothing_verified(set: &ImageSet) -> Option<crate::check::CheckResult> {
+    if !set.images.is_empty() {
+        return None;
+    }
+    Some(
+        crate::check::CheckResult::fail(
+            crate::check::ids::INDEX_EMPTY,
+            "nothing was verified: the index lists no image manifest",
+        )
+        .expected("at least one image manifest")
+        .found(format!("{} index entries, no image", set.entries.len()))
+        .at(set.path.display().to_string())
+        .hint("point at the per-platform images, or rebuild the index from them (mab-verify assemble)"),
+    )
 }
 
 fn blob_path(digest: &str) -> Result<String, ImageError> {

@@ -34,7 +34,7 @@ impl Source {
     /// The member names, for detection.
     pub fn has(&self, rel: &str) -> bool {
         match self {
-            Source::Dir(d) => safe_join(d, rel).is_some_and(|p| p.is_file()),
+            Source::Dir(d) => safe_join(d, rel).is_some_and(|p| p.exists()),
             Source::Tar(t) => t.members.contains_key(rel),
         }
     }
@@ -46,9 +46,23 @@ impl Source {
                 let Some(p) = safe_join(d, rel) else {
                     return Ok(None);
                 };
-                match File::open(&p) {
+                // Non-blocking, so a FIFO planted as a blob cannot hang the open; then only a
+                // regular file is read.
+                use std::os::unix::fs::OpenOptionsExt;
+                let opened = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&p);
+                match opened {
                     Ok(f) => {
-                        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                        let meta = f.metadata().map_err(|e| ImageError::io(&p, e))?;
+                        if !meta.is_file() {
+                            return Err(ImageError::Hostile(format!(
+                                "{}: {rel} is not a regular file (a directory, FIFO or device); refusing to read it as a blob",
+                                d.display()
+                            )));
+                        }
+                        let len = meta.len();
                         Ok(Some((
                             Box::new(BufReader::with_capacity(256 * 1024, f)),
                             len,
