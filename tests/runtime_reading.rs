@@ -1209,3 +1209,63 @@ fn a_blob_that_is_a_fifo_or_a_directory_is_refused_without_hanging() {
         assert!(started.elapsed().as_secs() < 20);
     }
 }
+
+/// Eight levels of indexes, each listing the next eight times: 8^8 paths to one manifest,
+/// read once.
+#[test]
+fn a_blob_listed_many_times_is_read_once_and_is_one_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout_in(&tmp.path().join("layout"));
+    let image = Image::new(vec![with_app(Tar::default()).finish()]);
+    let mut d = layout.manifest(&image);
+    for _ in 0..8 {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            vec![d.clone(); 8].join(",")
+        );
+        d = layout.descriptor("application/vnd.oci.image.index.v1+json", index.as_bytes());
+    }
+    layout.index(&[d]);
+    let started = std::time::Instant::now();
+    let out = mab(&["--no-run", "--format", "json"], &layout.dir);
+    assert_passes(&out);
+    assert!(started.elapsed().as_secs() < 30);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let images = json["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "image")
+        .count();
+    assert_eq!(images, 1, "{}", out.stdout);
+    // Listed again under another platform: one blob claiming two things.
+    let layout = layout_in(&tmp.path().join("two"));
+    let m = layout.manifest(&image);
+    let other = m.replace("amd64", "arm64");
+    layout.index(&[m, other]);
+    assert_refused(&verify(&layout.dir), &["listed again"]);
+}
+
+/// Three layers of 400 KB each against a 1 MB budget: each fits, together they do not.
+#[test]
+fn the_decompression_budget_is_shared_by_an_images_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = |name: &str| {
+        with_app(Tar::default())
+            .file(name, &vec![7u8; 400_000])
+            .finish()
+    };
+    let mut image = Image::new(vec![layer("a"), layer("b"), layer("c")]);
+    image.layers[1] = Tar::default().file("b", &vec![7u8; 400_000]).finish();
+    image.layers[2] = Tar::default().file("c", &vec![7u8; 400_000]).finish();
+    let path = write_image(tmp.path(), &image);
+    let config = tmp.path().join("mab.toml");
+    std::fs::write(&config, "[limits]\nmax_uncompressed_bytes = 1000000\n").unwrap();
+    let out = mab(&["--no-run", "--config", config.to_str().unwrap()], &path);
+    assert_refused(&out, &["1000000-byte limit"]);
+    std::fs::write(&config, "[limits]\nmax_uncompressed_bytes = 2000000\n").unwrap();
+    assert_passes(&mab(
+        &["--no-run", "--config", config.to_str().unwrap()],
+        &path,
+    ));
+}

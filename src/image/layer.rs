@@ -134,14 +134,57 @@ impl LayerScan {
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
-/// Read one layer blob. `budget` is what is left of the image's decompression limit.
+/// An image's decompression limit, shared by its layers as they are read in parallel: each
+/// read draws from it, so the first layer to overdraw it stops at once.
+#[derive(Debug)]
+pub struct Budget {
+    left: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Budget {
+        Budget {
+            left: std::sync::atomic::AtomicU64::new(limit),
+        }
+    }
+
+    /// Draw `n` bytes; false when fewer were left (the budget is then spent).
+    fn draw(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.left
+            .fetch_update(Relaxed, Relaxed, |left| Some(left.saturating_sub(n)))
+            .is_ok_and(|left| left >= n)
+    }
+}
+
+/// Decompressed bytes, drawn from the image's budget as they are read.
+struct Budgeted<'b, R> {
+    inner: R,
+    budget: &'b Budget,
+    over: bool,
+}
+
+impl<R: Read> Read for Budgeted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.budget.draw(n as u64) {
+            self.over = true;
+            return Err(std::io::Error::other(
+                "the image's decompression budget is spent",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Read one layer blob, drawing its decompressed bytes from `budget`.
 /// With `spill`, the bytes of every binary are also written there, named by their sha256, so a
 /// run can use them without reading the layer again.
 pub fn scan(
     blob: impl Read,
     label: &str,
     limits: &Limits,
-    budget: &mut u64,
+    budget: &Budget,
     spill: Option<&std::path::Path>,
     tee: Option<(super::TeeSide, &mut dyn Write)>,
     record: bool,
@@ -166,7 +209,11 @@ pub fn scan(
             .decoder(buffered)
             .map_err(|e| hostile(format!("cannot start {compression:?} decompression: {e}")))?;
         let mut raw = Hashing::new(Tee {
-            inner: decoder.take(*budget + 1),
+            inner: Budgeted {
+                inner: decoder,
+                budget,
+                over: false,
+            },
             copy: tar_tee,
         });
         let over_budget = |count: u64| {
@@ -179,20 +226,19 @@ pub fn scan(
         let entries = match walk(&mut raw, label, limits, spill, record) {
             Ok(entries) => entries,
             // A stream cut short by the limit looks truncated to the tar reader: say why.
-            Err(_) if raw.count > *budget => return Err(over_budget(raw.count)),
+            Err(_) if raw.inner.inner.over => return Err(over_budget(raw.count)),
             Err(e) => return Err(e),
         };
         // Whatever follows the end-of-archive blocks still belongs to the diff_id.
-        std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| {
-            hostile(format!(
+        if let Err(e) = std::io::copy(&mut raw, &mut std::io::sink()) {
+            if raw.inner.inner.over {
+                return Err(over_budget(raw.count));
+            }
+            return Err(hostile(format!(
                 "the {compression:?} stream is corrupt or truncated: {e}"
-            ))
-        })?;
-        let (diff_id, uncompressed_size) = raw.finish();
-        if uncompressed_size > *budget {
-            return Err(over_budget(uncompressed_size));
+            )));
         }
-        *budget -= uncompressed_size;
+        let (diff_id, uncompressed_size) = raw.finish();
         (compression, entries, diff_id, uncompressed_size)
     };
     std::io::copy(&mut compressed, &mut std::io::sink())

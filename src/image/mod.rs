@@ -154,6 +154,8 @@ pub struct ImageFacts {
     pub layers: Vec<LayerFacts>,
     pub blobs: Vec<BlobFacts>,
     pub view: View,
+    /// The indexes that list it (`index.json`, a nested index's digest), once per listing.
+    pub listed_in: Vec<String>,
 }
 
 /// The default search path of a container whose config sets none (Docker's).
@@ -287,9 +289,14 @@ pub struct ReadOptions<'a> {
     pub tee: Option<&'a mut dyn LayerTee>,
 }
 
+/// Most distinct images one input may hold.
+pub const MAX_IMAGES: usize = 256;
+
 struct Ctx<'a, 'b> {
     source: &'a Source,
     opts: &'a mut ReadOptions<'b>,
+    /// Every descriptor already followed, by digest.
+    listed: std::collections::HashMap<String, Descriptor>,
     /// Keep every file's mode and digest in the view (`dump`).
     record: bool,
 }
@@ -365,6 +372,7 @@ fn read_with(
     let mut ctx = Ctx {
         source: &source,
         opts,
+        listed: Default::default(),
         record,
     };
     match format {
@@ -385,7 +393,7 @@ fn scan_member(
     index: usize,
     label: &str,
     declared_size: Option<u64>,
-    budget: &mut u64,
+    budget: &layer::Budget,
 ) -> Result<Option<layer::LayerScan>, ImageError> {
     let cannot_write =
         |e: std::io::Error| ImageError::Hostile(format!("cannot write layer {label}: {e}"));
@@ -451,7 +459,7 @@ fn scan_layers(
 ) -> Result<Vec<Option<layer::LayerScan>>, ImageError> {
     let limit = ctx.opts.limits.max_uncompressed;
     if ctx.opts.tee.is_some() {
-        let mut budget = limit;
+        let budget = layer::Budget::new(limit);
         return layers
             .iter()
             .enumerate()
@@ -463,17 +471,17 @@ fn scan_layers(
                     i,
                     &l.digest,
                     Some(l.size),
-                    &mut budget,
+                    &budget,
                 )
             })
             .collect();
     }
     use rayon::prelude::*;
     let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
+    let budget = layer::Budget::new(limit);
     let scans: Vec<Option<layer::LayerScan>> = layers
         .par_iter()
         .map(|l| {
-            let mut budget = limit;
             let mut solo = ReadOptions {
                 limits,
                 spill,
@@ -482,6 +490,7 @@ fn scan_layers(
             let mut solo_ctx = Ctx {
                 source,
                 opts: &mut solo,
+                listed: Default::default(),
                 record,
             };
             scan_member(
@@ -491,16 +500,10 @@ fn scan_layers(
                 0,
                 &l.digest,
                 Some(l.size),
-                &mut budget,
+                &budget,
             )
         })
         .collect::<Result<_, _>>()?;
-    let total: u64 = scans.iter().flatten().map(|s| s.uncompressed_size).sum();
-    if total > limit {
-        return Err(ImageError::Hostile(format!(
-            "image {image}: its layers decompress to {total} bytes, past the {limit}-byte limit (raise [limits] max_uncompressed_bytes in mab.toml if this is genuine)"
-        )));
-    }
     Ok(scans)
 }
 
@@ -586,6 +589,28 @@ fn walk_index(
     }
     for d in &index.manifests {
         check_descriptor_type(d, name)?;
+        // Each blob is read once however often indexes list it (10 KB of nested indexes
+        // could otherwise ask for thousands of image reads).
+        if let Some(first) = ctx.listed.get(&d.digest) {
+            if first.media_type != d.media_type
+                || first.size != d.size
+                || first.platform != d.platform
+            {
+                return Err(ImageError::Hostile(format!(
+                    "{name}: {} is listed again with another media type, size or platform than before; refusing a blob that claims two things",
+                    d.digest
+                )));
+            }
+            if let Some(image) = set
+                .images
+                .iter_mut()
+                .find(|i| i.manifest_digest == d.digest)
+            {
+                image.listed_in.push(name.to_string());
+            }
+            continue;
+        }
+        ctx.listed.insert(d.digest.clone(), d.clone());
         if docs::is_index(&d.media_type) {
             let Some(bytes) = read_json_blob(ctx, d, "index", name, &mut set.blobs)? else {
                 continue;
@@ -612,7 +637,13 @@ fn walk_index(
         check_document_kind(d, &bytes)?;
         let manifest: Manifest =
             docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
-        let image = read_oci_image(ctx, d, &manifest)?;
+        if set.images.len() >= MAX_IMAGES {
+            return Err(ImageError::Hostile(format!(
+                "{name}: more than {MAX_IMAGES} distinct images; refusing to verify that many in one run"
+            )));
+        }
+        let mut image = read_oci_image(ctx, d, &manifest)?;
+        image.listed_in.push(name.to_string());
         set.images.push(image);
     }
     Ok(())
@@ -765,6 +796,7 @@ fn read_oci_image(
         layers,
         blobs,
         view,
+        listed_in: Vec::new(),
     })
 }
 
@@ -824,7 +856,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
             .unwrap_or_default();
         let mut view = View::new(format!("image {name}"));
         let mut layers = Vec::new();
-        let mut budget = ctx.opts.limits.max_uncompressed;
+        let budget = layer::Budget::new(ctx.opts.limits.max_uncompressed);
         for (i, member) in entry.layers.iter().enumerate() {
             let member = source::member_name(member);
             let mut facts = BlobFacts {
@@ -844,9 +876,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
             };
-            if let Some(scan) =
-                scan_member(ctx, &member, &image_key, i, &member, None, &mut budget)?
-            {
+            if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, None, &budget)? {
                 facts.actual_digest = Some(scan.digest.clone());
                 facts.actual_size = Some(scan.size);
                 layer.digest = scan.digest.clone();
@@ -871,6 +901,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
             layers,
             blobs,
             view,
+            listed_in: vec!["manifest.json".into()],
         });
     }
     Ok(())
