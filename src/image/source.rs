@@ -133,6 +133,21 @@ fn archive_member(raw: &str) -> Result<String, &'static str> {
     Ok(parts.join("/"))
 }
 
+/// A relative path inside the archive with `..` applied; `None` when it climbs out.
+fn normalise_inside(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 /// `./a/b` and `a/b` name the same member.
 pub fn member_name(raw: &str) -> String {
     raw.trim_start_matches("./")
@@ -183,6 +198,7 @@ impl TarIndex {
         let mut archive = gotar::Reader::new(BufReader::new(tar_file));
         let mut members = HashMap::new();
         let mut seen = HashSet::new();
+        let mut links: Vec<(String, String, String)> = Vec::new();
         let hostile = |what: String| ImageError::Hostile(format!("{}: {what}", path.display()));
         while let Some(h) = archive
             .next_entry()
@@ -204,6 +220,15 @@ impl TarIndex {
                     members.insert(name, (archive.position(), h.data_len()));
                 }
                 b'5' => {}
+                // docker save and skopeo link a layer from its legacy directory to the blob.
+                b'2' | b'1' => {
+                    let dir = if h.typeflag == b'2' {
+                        name.rsplit_once('/').map_or("", |(d, _)| d).to_string()
+                    } else {
+                        String::new()
+                    };
+                    links.push((name, dir, h.linkname.clone()));
+                }
                 other => {
                     return Err(hostile(format!(
                         "member {:?} is a link or special file (tar type {:?}); an OCI archive holds only files and directories",
@@ -211,6 +236,40 @@ impl TarIndex {
                     )));
                 }
             }
+        }
+        // A link member reads as the member it names, resolved inside the archive (symlinks
+        // from their directory, hardlinks from the root), as skopeo's docker-archive reader
+        // does; one that leaves the archive or names no file is refused.
+        for (name, dir, target) in &links {
+            let mut at = (dir.clone(), target.clone());
+            let mut found = None;
+            for _ in 0..16 {
+                if at.1.starts_with('/') {
+                    break;
+                }
+                let joined = if at.0.is_empty() {
+                    at.1.clone()
+                } else {
+                    format!("{}/{}", at.0, at.1)
+                };
+                let Some(resolved) = normalise_inside(&joined) else {
+                    break;
+                };
+                if let Some(&m) = members.get(&resolved) {
+                    found = Some(m);
+                    break;
+                }
+                match links.iter().find(|(n, _, _)| *n == resolved) {
+                    Some((_, d, t)) => at = (d.clone(), t.clone()),
+                    None => break,
+                }
+            }
+            let Some(m) = found else {
+                return Err(hostile(format!(
+                    "member {name:?} links to {target:?}, which is no file inside the archive"
+                )));
+            };
+            members.insert(name.clone(), m);
         }
         Ok(TarIndex {
             path: tar_path,
