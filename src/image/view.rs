@@ -37,6 +37,9 @@ pub struct View {
     symlinks: usize,
     /// Bumped whenever a symlink comes or goes, so cached resolutions are redone.
     generation: u64,
+    /// Resolved directories by name, valid for one `generation`: each directory is resolved
+    /// from its parent's resolution, so deep trees cost linear time.
+    dir_cache: std::sync::Mutex<(u64, HashMap<String, String>)>,
 }
 
 impl View {
@@ -56,6 +59,7 @@ impl View {
     pub fn finish(&mut self) {
         self.plain.freeze();
         self.node_paths = HashMap::new();
+        self.dir_cache = Default::default();
     }
 
     /// Apply one layer: its whiteouts first (they only hide lower layers), then its entries.
@@ -94,7 +98,7 @@ impl View {
                     hidden.push((at, p, true));
                 }
                 EntryKind::Opaque => {
-                    let p = self.resolve(&e.path, true).map_err(&hostile)?;
+                    let p = self.resolve_dir(&e.path).map_err(&hostile)?;
                     self.remove_tree(&p, false);
                     hidden.push((at, p, false));
                 }
@@ -201,7 +205,7 @@ impl View {
         let hash = match dir_hashes[file.dir as usize] {
             Some((generation, h)) if generation == self.generation => h,
             _ => {
-                let resolved = self.resolve(&dir.path, true).map_err(|m| {
+                let resolved = self.resolve_dir(&dir.path).map_err(|m| {
                     ImageError::Hostile(format!(
                         "layer {}: entry {}: {m}",
                         scan.digest, dir.first_file
@@ -245,13 +249,60 @@ impl View {
         if path == "/" {
             return Ok(path.to_string());
         }
-        let parent = self.resolve(&parent_of(path), true)?;
+        let parent = self.resolve_dir(&parent_of(path))?;
         let name = path.rsplit('/').next().unwrap_or("");
         Ok(if parent == "/" {
             format!("/{name}")
         } else {
             format!("{parent}/{name}")
         })
+    }
+
+    /// A directory resolved as `resolve(dir, true)` does, from the nearest ancestor already
+    /// resolved in this generation.
+    fn resolve_dir(&self, dir: &str) -> Result<String, String> {
+        let mut cache = self.dir_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != self.generation {
+            cache.1.clear();
+            cache.0 = self.generation;
+        }
+        let mut todo: Vec<(&str, &str)> = Vec::new();
+        let mut cur = dir;
+        let mut base = loop {
+            if cur == "/" || cur.is_empty() {
+                break "/".to_string();
+            }
+            if let Some(r) = cache.1.get(cur) {
+                break r.clone();
+            }
+            let (parent, name) = match cur.rfind('/') {
+                Some(0) => ("/", &cur[1..]),
+                Some(i) => (&cur[..i], &cur[i + 1..]),
+                None => ("/", cur),
+            };
+            todo.push((cur, name));
+            cur = parent;
+        };
+        for (prefix, name) in todo.into_iter().rev() {
+            let candidate = if base == "/" {
+                format!("/{name}")
+            } else {
+                format!("{base}/{name}")
+            };
+            base = match self.nodes.get(&candidate) {
+                Some(Node::Symlink(_)) => self.resolve(&candidate, true)?,
+                Some(Node::File { .. }) => {
+                    return Err(format!("{dir} goes through the file {candidate}"));
+                }
+                _ => candidate,
+            };
+            // Only a directory that exists stays what it is until the generation changes
+            // (removing one bumps it); a missing one may become a file.
+            if matches!(self.nodes.get(&base), Some(Node::Dir)) {
+                cache.1.insert(prefix.to_string(), base.clone());
+            }
+        }
+        Ok(base)
     }
 
     /// `path` with every symlink on the way followed inside the root, as securejoin does:
