@@ -1283,3 +1283,33 @@ fn the_decompression_budget_is_shared_by_an_images_layers() {
         &path,
     ));
 }
+
+/// buildx lists provenance as a manifest for platform unknown/unknown whose layers are
+/// in-toto JSON: skipped, as runtimes never select it; the same annotation on a real
+/// platform does not hide an image.
+#[test]
+fn a_buildx_attestation_manifest_is_not_an_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = layout_in(&tmp.path().join("layout"));
+    let image = Image::new(vec![with_app(Tar::default()).finish()]);
+    let real = layout.manifest(&image);
+    let mut attestation = Image::new(vec![b"{}".to_vec()]);
+    attestation.layer_media_type = "application/vnd.in-toto+json".into();
+    let note = r#","annotations":{"vnd.docker.reference.type":"attestation-manifest"}}"#;
+    let att = layout.manifest(&attestation).replace(
+        r#""platform":{"architecture":"amd64","os":"linux"}}"#,
+        &format!(r#""platform":{{"architecture":"unknown","os":"unknown"}}{note}"#),
+    );
+    layout.index(&[real.clone(), att]);
+    assert_passes(&verify(&layout.dir));
+    let layout = layout_in(&tmp.path().join("hidden"));
+    let real = layout.manifest(&image);
+    let disguised = layout
+        .manifest(&attestation)
+        .strip_suffix('}')
+        .unwrap()
+        .to_string()
+        + note;
+    layout.index(&[real, disguised]);
+    assert_refused(&verify(&layout.dir), &["in-toto"]);
+}

@@ -589,6 +589,18 @@ fn walk_index(
     }
     for d in &index.manifests {
         check_descriptor_type(d, name)?;
+        // buildx attestations: no runtime selects platform unknown/unknown, and their layers
+        // are in-toto documents, not filesystems. Any other platform is verified as an image.
+        if d.annotations
+            .get("vnd.docker.reference.type")
+            .map(String::as_str)
+            == Some("attestation-manifest")
+            && d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
+        {
+            continue;
+        }
         // Each blob is read once however often indexes list it (10 KB of nested indexes
         // could otherwise ask for thousands of image reads).
         if let Some(first) = ctx.listed.get(&d.digest) {
