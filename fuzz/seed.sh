@@ -21,7 +21,7 @@ add() { # add TARGET FILE [HEAD_BYTES]: copy (the first HEAD_BYTES of) FILE into
   mv "$tmp" "$corpus/$target/$sum"
 }
 
-for t in binary layer documents archive config; do
+for t in binary layer documents archive config gotar; do
   mkdir -p "$corpus/$t"
   if [ -d "$fuzz/seeds/$t" ]; then
     for f in "$fuzz/seeds/$t"/*; do add "$t" "$f"; done
@@ -101,6 +101,6 @@ else
   done
 fi
 
-for t in binary layer documents archive config; do
+for t in binary layer documents archive config gotar; do
   printf '%-10s %4d seeds, %s\n' "$t" "$(find "$corpus/$t" -type f | wc -l)" "$(du -sh "$corpus/$t" | cut -f1)"
 done

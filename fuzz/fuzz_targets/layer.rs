@@ -4,15 +4,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mab_verify::image::layer::scan;
+use mab_verify::image::layer::{Budget, scan};
 use mab_verify::image::view::{Node, View};
 use mab_verify::inspect::closure::resolve_closure;
 use mab_verify::rootfs::resolve_guest;
 
 fn run(data: &[u8]) {
     let limits = mab_verify_fuzz::limits();
-    let mut budget = limits.max_uncompressed;
-    let Ok(layer) = scan(data, "fuzz", &limits, &mut budget, None, None) else {
+    let budget = Budget::new(limits.max_uncompressed);
+    let Ok(layer) = scan(data, "fuzz", &limits, &budget, None, None, false) else {
         return;
     };
     assert!(layer.uncompressed_size <= limits.max_uncompressed);

@@ -11,6 +11,7 @@ pub enum CheckId {
     IndexDuplicate,
     IndexExpected,
     IndexMediaTypes,
+    IndexEmpty,
     IndexPlatform,
     ImageConfigPlatform,
     ImageBinaries,
@@ -43,6 +44,7 @@ impl CheckId {
         CheckId::IndexDuplicate,
         CheckId::IndexExpected,
         CheckId::IndexMediaTypes,
+        CheckId::IndexEmpty,
         CheckId::IndexPlatform,
         CheckId::ImageConfigPlatform,
         CheckId::ImageBinaries,
@@ -67,6 +69,7 @@ impl CheckId {
             CheckId::IndexDuplicate => "index.duplicate",
             CheckId::IndexExpected => "index.expected",
             CheckId::IndexMediaTypes => "index.media-types",
+            CheckId::IndexEmpty => "index.empty",
             CheckId::IndexPlatform => "index.platform",
             CheckId::ImageConfigPlatform => "image.config-platform",
             CheckId::ImageBinaries => "image.binaries",
@@ -96,6 +99,7 @@ impl CheckId {
             CheckId::IndexDuplicate => "no duplicate platform",
             CheckId::IndexExpected => "expected platforms present",
             CheckId::IndexMediaTypes => "consistent media types",
+            CheckId::IndexEmpty => "something verified",
             CheckId::IndexPlatform => "index platform truthful",
             CheckId::ImageConfigPlatform => "config platform truthful",
             CheckId::ImageBinaries => "every binary of the platform",
@@ -128,6 +132,7 @@ impl CheckId {
             CheckId::IndexExpected => {
                 "every `--expect` (else `mab.toml` `expect`) platform present among an index's images, or among the binaries given with several `--expect` (a `set` artifact), nothing else unless `--allow-extra`"
             }
+            CheckId::IndexEmpty => "the input names at least one image: an index with no manifests verified nothing and fails",
             CheckId::IndexMediaTypes => {
                 "warning: OCI and Docker media types mixed in one index (podman does this)"
             }

@@ -34,6 +34,7 @@ pub mod ids {
     pub const INDEX_DUPLICATE: &str = CheckId::IndexDuplicate.as_str();
     pub const INDEX_EXPECTED: &str = CheckId::IndexExpected.as_str();
     pub const INDEX_MEDIA_TYPES: &str = CheckId::IndexMediaTypes.as_str();
+    pub const INDEX_EMPTY: &str = CheckId::IndexEmpty.as_str();
 
     /// Every check in report order: integrity, platform truth, binary, run.
     pub const ALL: &[&str] = &[
@@ -44,6 +45,7 @@ pub mod ids {
         INDEX_DUPLICATE,
         INDEX_EXPECTED,
         INDEX_MEDIA_TYPES,
+        INDEX_EMPTY,
         INDEX_PLATFORM,
         IMAGE_CONFIG_PLATFORM,
         IMAGE_BINARIES,

@@ -1,7 +1,8 @@
 //! One pass over a layer blob: hash the compressed bytes, decompress, hash the tar, walk its
 //! entries, refuse hostile ones and record the ELF facts of every file, all while streaming.
 
-use super::plain::path_hash;
+use super::gotar;
+use super::plain::{name_hash, path_hash};
 use super::{Compression, ImageError, Limits};
 use crate::inspect::{BinaryFacts, inspect_stream, looks_like_binary};
 use sha2::{Digest, Sha256};
@@ -56,43 +57,14 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// Some writers (umoci insert) end a layer without the last entry's padding and without the
-/// two end-of-archive blocks. After the real stream ends this supplies at most those zeros, so
-/// the tar reader ends cleanly; the hash below it sees only the real bytes, and a stream cut
-/// shorter than that still fails.
-struct FinishTar<R> {
-    inner: R,
-    count: u64,
-    padding: Option<u64>,
-}
-
-const TAR_BLOCK: u64 = 512;
-
-impl<R: Read> Read for FinishTar<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.padding.is_none() {
-            let n = self.inner.read(buf)?;
-            if n > 0 {
-                self.count += n as u64;
-                return Ok(n);
-            }
-            let to_block = (TAR_BLOCK - self.count % TAR_BLOCK) % TAR_BLOCK;
-            self.padding = Some(to_block + 2 * TAR_BLOCK);
-        }
-        let left = self.padding.as_mut().expect("set above");
-        let n = (*left).min(buf.len() as u64) as usize;
-        buf[..n].fill(0);
-        *left -= n as u64;
-        Ok(n)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum EntryKind {
     File {
         size: u64,
         executable: bool,
         facts: Option<Box<BinaryFacts>>,
+        /// Mode and digest of every file, kept only when a read records them (`dump`).
+        content: Option<Box<Content>>,
     },
     Dir,
     Symlink(String),
@@ -102,6 +74,12 @@ pub enum EntryKind {
     Whiteout,
     /// Removes everything below this directory from lower layers.
     Opaque,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    pub mode: u32,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -133,8 +111,9 @@ pub struct PlainAt {
     pub before: u32,
     /// Index into `plain_dirs`.
     pub dir: u32,
-    /// Keyed hash of its path (`plain::path_hash`).
-    pub hash: u64,
+    /// Keyed hash of its file name (`plain::name_hash`); its path's hash joins it to the
+    /// directory it lands in.
+    pub name: u64,
 }
 
 /// A layer's named entries, plain files and their directories, in tar order.
@@ -155,16 +134,60 @@ impl LayerScan {
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
-/// Read one layer blob. `budget` is what is left of the image's decompression limit.
+/// An image's decompression limit, shared by its layers as they are read in parallel: each
+/// read draws from it, so the first layer to overdraw it stops at once.
+#[derive(Debug)]
+pub struct Budget {
+    left: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Budget {
+        Budget {
+            left: std::sync::atomic::AtomicU64::new(limit),
+        }
+    }
+
+    /// Draw `n` bytes; false when fewer were left (the budget is then spent).
+    fn draw(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.left
+            .fetch_update(Relaxed, Relaxed, |left| Some(left.saturating_sub(n)))
+            .is_ok_and(|left| left >= n)
+    }
+}
+
+/// Decompressed bytes, drawn from the image's budget as they are read.
+struct Budgeted<'b, R> {
+    inner: R,
+    budget: &'b Budget,
+    over: bool,
+}
+
+impl<R: Read> Read for Budgeted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.budget.draw(n as u64) {
+            self.over = true;
+            return Err(std::io::Error::other(
+                "the image's decompression budget is spent",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Read one layer blob, drawing its decompressed bytes from `budget`.
 /// With `spill`, the bytes of every binary are also written there, named by their sha256, so a
 /// run can use them without reading the layer again.
 pub fn scan(
     blob: impl Read,
     label: &str,
     limits: &Limits,
-    budget: &mut u64,
+    budget: &Budget,
     spill: Option<&std::path::Path>,
     tee: Option<(super::TeeSide, &mut dyn Write)>,
+    record: bool,
 ) -> Result<LayerScan, ImageError> {
     let (verbatim, tar_tee): (Option<&mut dyn Write>, Option<&mut dyn Write>) = match tee {
         Some((super::TeeSide::Verbatim, w)) => (Some(w), None),
@@ -186,7 +209,11 @@ pub fn scan(
             .decoder(buffered)
             .map_err(|e| hostile(format!("cannot start {compression:?} decompression: {e}")))?;
         let mut raw = Hashing::new(Tee {
-            inner: decoder.take(*budget + 1),
+            inner: Budgeted {
+                inner: decoder,
+                budget,
+                over: false,
+            },
             copy: tar_tee,
         });
         let over_budget = |count: u64| {
@@ -196,23 +223,22 @@ pub fn scan(
             ))
             .with_count(count)
         };
-        let entries = match walk(&mut raw, label, limits, spill) {
+        let entries = match walk(&mut raw, label, limits, spill, record) {
             Ok(entries) => entries,
             // A stream cut short by the limit looks truncated to the tar reader: say why.
-            Err(_) if raw.count > *budget => return Err(over_budget(raw.count)),
+            Err(_) if raw.inner.inner.over => return Err(over_budget(raw.count)),
             Err(e) => return Err(e),
         };
         // Whatever follows the end-of-archive blocks still belongs to the diff_id.
-        std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| {
-            hostile(format!(
+        if let Err(e) = std::io::copy(&mut raw, &mut std::io::sink()) {
+            if raw.inner.inner.over {
+                return Err(over_budget(raw.count));
+            }
+            return Err(hostile(format!(
                 "the {compression:?} stream is corrupt or truncated: {e}"
-            ))
-        })?;
-        let (diff_id, uncompressed_size) = raw.finish();
-        if uncompressed_size > *budget {
-            return Err(over_budget(uncompressed_size));
+            )));
         }
-        *budget -= uncompressed_size;
+        let (diff_id, uncompressed_size) = raw.finish();
         (compression, entries, diff_id, uncompressed_size)
     };
     std::io::copy(&mut compressed, &mut std::io::sink())
@@ -230,18 +256,17 @@ pub fn scan(
     })
 }
 
+/// Walk the tar as Go's archive/tar frames it (see `gotar`), refusing what the runtimes would
+/// read differently from this reader.
 fn walk(
     raw: &mut impl Read,
     label: &str,
     limits: &Limits,
     spill: Option<&std::path::Path>,
+    record: bool,
 ) -> Result<Walked, ImageError> {
     let hostile = |what: String| ImageError::Hostile(format!("layer {label}: {what}"));
-    let mut archive = tar::Archive::new(FinishTar {
-        inner: raw,
-        count: 0,
-        padding: None,
-    });
+    let mut archive = gotar::Reader::new(raw);
     let duplicate =
         |raw_name: &str| hostile(format!("entry {raw_name:?} appears twice in one layer"));
     let mut entries = Vec::new();
@@ -249,19 +274,19 @@ fn walk(
     let mut plain_dirs: Vec<PlainDir> = Vec::new();
     let mut dir_index: HashMap<String, u32> = HashMap::new();
     let mut seen: HashSet<u64> = HashSet::new();
-    let iter = archive
-        .entries()
-        .map_err(|e| hostile(format!("not a tar stream: {e}")))?;
-    for item in iter {
-        let mut entry =
-            item.map_err(|e| hostile(format!("the blob is truncated or corrupt: {e}")))?;
-        let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    // This layer's paths and their directories, to see a whiteout of something it wrote.
+    let mut written: HashSet<u64> = HashSet::new();
+    while let Some(header) = archive
+        .next_entry()
+        .map_err(|e| hostile(format!("the tar stream {e}")))?
+    {
+        let raw_name = header.name.clone();
         let path =
             rootfs_path(&raw_name).map_err(|why| hostile(format!("entry {raw_name:?} {why}")))?;
-        let header = entry.header();
-        let kind_byte = header.entry_type();
+        let kind_byte = header.typeflag;
         let file_name = path.rsplit('/').next().unwrap_or("");
         let parent = parent_of(&path);
+        // Runtimes decide a whiteout by its name alone, whatever its type.
         let kind = if file_name == OPAQUE_MARKER {
             Entry {
                 path: parent,
@@ -277,14 +302,14 @@ fn walk(
                 path: join(&parent, hidden),
                 kind: EntryKind::Whiteout,
             }
-        } else if kind_byte.is_dir() {
+        } else if kind_byte == b'5' {
             Entry {
                 path,
                 kind: EntryKind::Dir,
             }
-        } else if kind_byte.is_symlink() {
-            let target =
-                link_target(&entry).map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
+        } else if kind_byte == b'2' {
+            let target = link_target(&header)
+                .map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
             if escapes(&parent, &target) {
                 return Err(hostile(format!(
                     "symlink {raw_name:?} -> {target:?} points outside the image's root"
@@ -294,25 +319,39 @@ fn walk(
                 path,
                 kind: EntryKind::Symlink(target),
             }
-        } else if kind_byte.is_hard_link() {
-            let target =
-                link_target(&entry).map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
+        } else if kind_byte == b'1' {
+            let target = link_target(&header)
+                .map_err(|why| hostile(format!("entry {raw_name:?}: {why}")))?;
             let target_path = rootfs_path(&target)
                 .map_err(|why| hostile(format!("hardlink {raw_name:?} -> {target:?} {why}")))?;
             Entry {
                 path,
                 kind: EntryKind::Hardlink(target_path),
             }
-        } else if kind_byte.is_file() || kind_byte == tar::EntryType::Continuous {
-            let size = entry.size();
-            let mode = header.mode().unwrap_or(0);
-            let facts = read_facts(&mut entry, size, limits, spill).map_err(|e| {
+        } else if kind_byte == b'0' {
+            let size = header.data_len();
+            let mode = header.mode;
+            let unreadable = |e: std::io::Error| {
                 hostile(format!(
                     "entry {raw_name:?} cannot be read, the blob is truncated or corrupt: {e}"
                 ))
-            })?;
+            };
+            let (facts, content) = if record {
+                let mut hashing = Hashing::new(&mut archive);
+                let facts = read_facts(&mut hashing, size, limits, spill).map_err(unreadable)?;
+                std::io::copy(&mut hashing, &mut std::io::sink()).map_err(unreadable)?;
+                let (sha256, _) = hashing.finish();
+                let content = Content {
+                    mode: (mode & 0o7777) as u32,
+                    sha256,
+                };
+                (facts, Some(Box::new(content)))
+            } else {
+                let facts = read_facts(&mut archive, size, limits, spill).map_err(unreadable)?;
+                (facts, None)
+            };
             let executable = mode & 0o111 != 0;
-            if facts.is_none() && !executable {
+            if facts.is_none() && !executable && !record {
                 let hash = path_hash(&path);
                 if !seen.insert(hash) {
                     return Err(duplicate(&raw_name));
@@ -324,10 +363,11 @@ fn walk(
                     });
                     plain_dirs.len() as u32 - 1
                 });
+                note_written(&mut written, &path);
                 plain.push(PlainAt {
                     before: entries.len() as u32,
                     dir,
-                    hash,
+                    name: name_hash(file_name),
                 });
                 continue;
             }
@@ -337,40 +377,52 @@ fn walk(
                     size,
                     executable,
                     facts: facts.map(Box::new),
+                    content,
                 },
             }
-        } else if kind_byte.is_character_special()
-            || kind_byte.is_block_special()
-            || kind_byte.is_fifo()
-        {
+        } else if matches!(kind_byte, b'3' | b'4' | b'6') {
             return Err(hostile(format!(
                 "entry {raw_name:?} is a device node or FIFO, which an application image has no use for"
             )));
-        } else if kind_byte.is_pax_global_extensions()
-            || kind_byte.is_pax_local_extensions()
-            || kind_byte.is_gnu_longname()
-            || kind_byte.is_gnu_longlink()
-        {
-            continue;
         } else {
+            // Includes '7' (contiguous): Go hands it on, and umoci refuses it as unknown.
             return Err(hostile(format!(
                 "entry {raw_name:?} has unsupported tar type {:?}",
-                kind_byte.as_byte() as char
+                kind_byte as char
             )));
         };
         let is_dir = matches!(kind.kind, EntryKind::Dir);
         if !seen.insert(path_hash(&kind.path)) && !is_dir {
             return Err(duplicate(&raw_name));
         }
+        if matches!(kind.kind, EntryKind::Whiteout) && written.contains(&path_hash(&kind.path)) {
+            // umoci keeps what this layer wrote there, containerd removes it; the spec says
+            // a whiteout hides only lower layers. Refused rather than picking one.
+            return Err(hostile(format!(
+                "entry {raw_name:?} whites out {} after this layer wrote it or something below it (runtimes disagree on what remains)",
+                kind.path
+            )));
+        }
+        if !matches!(kind.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+            note_written(&mut written, &kind.path);
+        }
         entries.push(kind);
     }
     Ok((entries, plain, plain_dirs))
 }
 
-fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
-    entry
-        .link_name_bytes()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+fn note_written(written: &mut HashSet<u64>, path: &str) {
+    let mut p = path;
+    while p != "/" && written.insert(path_hash(p)) {
+        p = match p.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &p[..i],
+        };
+    }
+}
+
+fn link_target(header: &gotar::Header) -> Result<String, String> {
+    Some(header.linkname.clone())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| "link without a target".to_string())
 }

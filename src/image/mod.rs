@@ -3,7 +3,9 @@
 //! rootfs. Each blob is read once, as a stream.
 
 pub mod docs;
+pub mod dump;
 pub mod extract;
+pub mod gotar;
 pub mod layer;
 mod plain;
 pub mod script;
@@ -83,7 +85,10 @@ impl Compression {
     pub fn sniff(head: &[u8]) -> Compression {
         if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+            // RFC 8878 skippable frames (magic 0x184D2A5?), which zstd decoders skip.
+            || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18])
+        {
             Compression::Zstd
         } else {
             Compression::None
@@ -149,6 +154,8 @@ pub struct ImageFacts {
     pub layers: Vec<LayerFacts>,
     pub blobs: Vec<BlobFacts>,
     pub view: View,
+    /// The indexes that list it (`index.json`, a nested index's digest), once per listing.
+    pub listed_in: Vec<String>,
 }
 
 /// The default search path of a container whose config sets none (Docker's).
@@ -190,8 +197,22 @@ impl ImageFacts {
         let mut argv = cfg.entrypoint.clone().unwrap_or_default();
         argv.extend(cfg.cmd.clone().unwrap_or_default());
         let first = argv.first()?.clone();
+        // runc starts the process in WorkingDir, so a relative command and relative PATH
+        // entries are found from there.
+        let cwd = cfg
+            .working_dir
+            .as_deref()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/");
+        let from_cwd = |p: &str| {
+            if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("{}/{p}", cwd.trim_end_matches('/'))
+            }
+        };
         let candidates: Vec<String> = if first.contains('/') {
-            vec![first.clone()]
+            vec![from_cwd(&first)]
         } else {
             let path = self
                 .env()
@@ -201,7 +222,7 @@ impl ImageFacts {
                 .unwrap_or_default();
             path.split(':')
                 .filter(|d| !d.is_empty())
-                .map(|d| format!("{}/{first}", d.trim_end_matches('/')))
+                .map(|d| from_cwd(&format!("{}/{first}", d.trim_end_matches('/'))))
                 .collect()
         };
         let resolved = candidates.iter().find_map(|c| {
@@ -268,9 +289,16 @@ pub struct ReadOptions<'a> {
     pub tee: Option<&'a mut dyn LayerTee>,
 }
 
+/// Most distinct images one input may hold.
+pub const MAX_IMAGES: usize = 256;
+
 struct Ctx<'a, 'b> {
     source: &'a Source,
     opts: &'a mut ReadOptions<'b>,
+    /// Every descriptor already followed, by digest.
+    listed: std::collections::HashMap<String, Descriptor>,
+    /// Keep every file's mode and digest in the view (`dump`).
+    record: bool,
 }
 
 /// What an input turned out to be when sniffed: an image container, or not.
@@ -324,6 +352,16 @@ pub fn read(
     format: Format,
     opts: &mut ReadOptions<'_>,
 ) -> Result<ImageSet, ImageError> {
+    read_with(path, source, format, opts, false)
+}
+
+fn read_with(
+    path: &Path,
+    source: Source,
+    format: Format,
+    opts: &mut ReadOptions<'_>,
+    record: bool,
+) -> Result<ImageSet, ImageError> {
     let mut set = ImageSet {
         path: path.to_path_buf(),
         format,
@@ -334,6 +372,8 @@ pub fn read(
     let mut ctx = Ctx {
         source: &source,
         opts,
+        listed: Default::default(),
+        record,
     };
     match format {
         Format::OciLayout | Format::OciArchive => read_oci(&mut ctx, &mut set)?,
@@ -353,7 +393,7 @@ fn scan_member(
     index: usize,
     label: &str,
     declared_size: Option<u64>,
-    budget: &mut u64,
+    budget: &layer::Budget,
 ) -> Result<Option<layer::LayerScan>, ImageError> {
     let cannot_write =
         |e: std::io::Error| ImageError::Hostile(format!("cannot write layer {label}: {e}"));
@@ -401,6 +441,7 @@ fn scan_member(
         budget,
         ctx.opts.spill,
         tee_side,
+        ctx.record,
     )?;
     if let Some(tee) = ctx.opts.tee.as_deref_mut() {
         tee.end(&scan).map_err(cannot_write)?;
@@ -418,7 +459,7 @@ fn scan_layers(
 ) -> Result<Vec<Option<layer::LayerScan>>, ImageError> {
     let limit = ctx.opts.limits.max_uncompressed;
     if ctx.opts.tee.is_some() {
-        let mut budget = limit;
+        let budget = layer::Budget::new(limit);
         return layers
             .iter()
             .enumerate()
@@ -430,17 +471,17 @@ fn scan_layers(
                     i,
                     &l.digest,
                     Some(l.size),
-                    &mut budget,
+                    &budget,
                 )
             })
             .collect();
     }
     use rayon::prelude::*;
-    let (source, limits, spill) = (ctx.source, ctx.opts.limits, ctx.opts.spill);
+    let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
+    let budget = layer::Budget::new(limit);
     let scans: Vec<Option<layer::LayerScan>> = layers
         .par_iter()
         .map(|l| {
-            let mut budget = limit;
             let mut solo = ReadOptions {
                 limits,
                 spill,
@@ -449,6 +490,8 @@ fn scan_layers(
             let mut solo_ctx = Ctx {
                 source,
                 opts: &mut solo,
+                listed: Default::default(),
+                record,
             };
             scan_member(
                 &mut solo_ctx,
@@ -457,17 +500,28 @@ fn scan_layers(
                 0,
                 &l.digest,
                 Some(l.size),
-                &mut budget,
+                &budget,
             )
         })
         .collect::<Result<_, _>>()?;
-    let total: u64 = scans.iter().flatten().map(|s| s.uncompressed_size).sum();
-    if total > limit {
-        return Err(ImageError::Hostile(format!(
-            "image {image}: its layers decompress to {total} bytes, past the {limit}-byte limit (raise [limits] max_uncompressed_bytes in mab.toml if this is genuine)"
-        )));
-    }
     Ok(scans)
+}
+
+/// `index.empty`: an input that names no image verified nothing, which is no pass.
+pub fn nothing_verified(set: &ImageSet) -> Option<crate::check::CheckResult> {
+    if !set.images.is_empty() {
+        return None;
+    }
+    Some(
+        crate::check::CheckResult::fail(
+            crate::check::ids::INDEX_EMPTY,
+            "nothing was verified: the index lists no image manifest",
+        )
+        .expected("at least one image manifest")
+        .found(format!("{} index entries, no image", set.entries.len()))
+        .at(set.path.display().to_string())
+        .hint("point at the per-platform images, or rebuild the index from them (mab-verify assemble)"),
+    )
 }
 
 fn blob_path(digest: &str) -> Result<String, ImageError> {
@@ -534,10 +588,46 @@ fn walk_index(
         )));
     }
     for d in &index.manifests {
+        check_descriptor_type(d, name)?;
+        // buildx attestations: no runtime selects platform unknown/unknown, and their layers
+        // are in-toto documents, not filesystems. Any other platform is verified as an image.
+        if d.annotations
+            .get("vnd.docker.reference.type")
+            .map(String::as_str)
+            == Some("attestation-manifest")
+            && d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
+        {
+            continue;
+        }
+        // Each blob is read once however often indexes list it (10 KB of nested indexes
+        // could otherwise ask for thousands of image reads).
+        if let Some(first) = ctx.listed.get(&d.digest) {
+            if first.media_type != d.media_type
+                || first.size != d.size
+                || first.platform != d.platform
+            {
+                return Err(ImageError::Hostile(format!(
+                    "{name}: {} is listed again with another media type, size or platform than before; refusing a blob that claims two things",
+                    d.digest
+                )));
+            }
+            if let Some(image) = set
+                .images
+                .iter_mut()
+                .find(|i| i.manifest_digest == d.digest)
+            {
+                image.listed_in.push(name.to_string());
+            }
+            continue;
+        }
+        ctx.listed.insert(d.digest.clone(), d.clone());
         if docs::is_index(&d.media_type) {
             let Some(bytes) = read_json_blob(ctx, d, "index", name, &mut set.blobs)? else {
                 continue;
             };
+            check_document_kind(d, &bytes)?;
             let nested: Index =
                 docs::parse(&bytes, &format!("index {}", d.digest)).map_err(ImageError::Hostile)?;
             let nested_type = nested
@@ -556,10 +646,99 @@ fn walk_index(
         let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut set.blobs)? else {
             continue;
         };
+        check_document_kind(d, &bytes)?;
         let manifest: Manifest =
             docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
-        let image = read_oci_image(ctx, d, &manifest)?;
+        if set.images.len() >= MAX_IMAGES {
+            return Err(ImageError::Hostile(format!(
+                "{name}: more than {MAX_IMAGES} distinct images; refusing to verify that many in one run"
+            )));
+        }
+        let mut image = read_oci_image(ctx, d, &manifest)?;
+        image.listed_in.push(name.to_string());
         set.images.push(image);
+    }
+    Ok(())
+}
+
+/// An index entry is an index or a manifest, OCI or Docker; anything else (an empty type
+/// included) the runtimes would read differently or not at all.
+fn check_descriptor_type(d: &Descriptor, listed_in: &str) -> Result<(), ImageError> {
+    if docs::is_index(&d.media_type) || docs::is_manifest(&d.media_type) {
+        return Ok(());
+    }
+    let what = if d.media_type.is_empty() {
+        "has no mediaType".to_string()
+    } else {
+        format!(
+            "has mediaType {:?}, which is neither an index nor an image manifest",
+            d.media_type
+        )
+    };
+    Err(ImageError::Hostile(format!(
+        "{listed_in}: the entry {} {what}; refusing to guess what it is",
+        d.digest
+    )))
+}
+
+/// The document must be what its descriptor says: an index typed descriptor pointing at a
+/// manifest (or the reverse) is read as one thing here and another by a runtime.
+fn check_document_kind(d: &Descriptor, bytes: &[u8]) -> Result<(), ImageError> {
+    let what = format!("blob {}", d.digest);
+    let value = docs::go_value(bytes, &what, &<Manifest as docs::Doc>::SHAPE)
+        .map_err(ImageError::Hostile)?;
+    let own = value.get("mediaType").and_then(|m| m.as_str());
+    let looks_like_index = value.get("manifests").is_some();
+    let looks_like_manifest = value.get("config").is_some() || value.get("layers").is_some();
+    let wanted_index = docs::is_index(&d.media_type);
+    let mismatch = match own {
+        Some(own) => own != d.media_type,
+        None => (wanted_index && looks_like_manifest) || (!wanted_index && looks_like_index),
+    };
+    if mismatch || (looks_like_index && looks_like_manifest) {
+        let is = own.map_or_else(
+            || {
+                if looks_like_index {
+                    "an index".to_string()
+                } else {
+                    "a manifest".to_string()
+                }
+            },
+            |o| format!("{o:?}"),
+        );
+        return Err(ImageError::Hostile(format!(
+            "{what}: its descriptor says mediaType {:?} but the document is {is}; refusing a media type mismatch",
+            d.media_type
+        )));
+    }
+    Ok(())
+}
+
+/// Layers and the config must carry a media type, and a layer's must say how it is stored.
+fn check_manifest_types(d: &Descriptor, manifest: &Manifest) -> Result<(), ImageError> {
+    if manifest.config.media_type.is_empty() {
+        return Err(ImageError::Hostile(format!(
+            "manifest {}: its config descriptor has no mediaType",
+            d.digest
+        )));
+    }
+    for (i, l) in manifest.layers.iter().enumerate() {
+        if docs::layer_compression(&l.media_type).is_none() {
+            let what = if l.media_type.is_empty() {
+                "has no mediaType".to_string()
+            } else {
+                format!(
+                    "has mediaType {:?}, which is no image layer type",
+                    l.media_type
+                )
+            };
+            return Err(ImageError::Hostile(format!(
+                "manifest {}: layer {} ({}) {what}",
+                d.digest,
+                i + 1,
+                l.digest
+            )));
+        }
     }
     Ok(())
 }
@@ -569,6 +748,7 @@ fn read_oci_image(
     d: &Descriptor,
     manifest: &Manifest,
 ) -> Result<ImageFacts, ImageError> {
+    check_manifest_types(d, manifest)?;
     let mut blobs = Vec::new();
     let config_bytes = read_json_blob(ctx, &manifest.config, "config", &d.digest, &mut blobs)?;
     let config: Config = match &config_bytes {
@@ -599,6 +779,14 @@ fn read_oci_image(
             files: 0,
         };
         if let Some(scan) = scan {
+            if let Some(declared) = docs::layer_compression(&l.media_type)
+                && declared != scan.compression
+            {
+                return Err(ImageError::Hostile(format!(
+                    "layer {}: its media type {:?} says {declared:?} but the blob is {:?}; runtimes decompress by the media type, so refusing",
+                    l.digest, l.media_type, scan.compression
+                )));
+            }
             facts.actual_digest = Some(scan.digest.clone());
             facts.actual_size = Some(scan.size);
             layer.compression = Some(scan.compression);
@@ -620,6 +808,7 @@ fn read_oci_image(
         layers,
         blobs,
         view,
+        listed_in: Vec::new(),
     })
 }
 
@@ -679,7 +868,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
             .unwrap_or_default();
         let mut view = View::new(format!("image {name}"));
         let mut layers = Vec::new();
-        let mut budget = ctx.opts.limits.max_uncompressed;
+        let budget = layer::Budget::new(ctx.opts.limits.max_uncompressed);
         for (i, member) in entry.layers.iter().enumerate() {
             let member = source::member_name(member);
             let mut facts = BlobFacts {
@@ -699,9 +888,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
             };
-            if let Some(scan) =
-                scan_member(ctx, &member, &image_key, i, &member, None, &mut budget)?
-            {
+            if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, None, &budget)? {
                 facts.actual_digest = Some(scan.digest.clone());
                 facts.actual_size = Some(scan.size);
                 layer.digest = scan.digest.clone();
@@ -726,6 +913,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
             layers,
             blobs,
             view,
+            listed_in: vec!["manifest.json".into()],
         });
     }
     Ok(())

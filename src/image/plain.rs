@@ -7,9 +7,28 @@ use std::sync::LazyLock;
 /// Keyed per process, so a crafted image cannot aim for collisions.
 static PATH_KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
-/// The keyed 64-bit hash that stands for a rootfs path.
+/// The keyed 64-bit hash that stands for a rootfs path. Built from its directory's hash and
+/// its name's, so a file can be placed in a directory its layer did not name (the target of
+/// a symlink on the way) from its name's hash alone.
 pub fn path_hash(path: &str) -> u64 {
-    PATH_KEY.hash_one(path)
+    let (dir, name) = match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    };
+    join_hash(dir_hash(dir), name_hash(name))
+}
+
+pub fn dir_hash(dir: &str) -> u64 {
+    PATH_KEY.hash_one(("d", dir))
+}
+
+pub fn name_hash(name: &str) -> u64 {
+    PATH_KEY.hash_one(("n", name))
+}
+
+pub fn join_hash(dir: u64, name: u64) -> u64 {
+    PATH_KEY.hash_one((dir, name))
 }
 
 /// Most files of an image are data that no check looks at. Remembering only that they exist,

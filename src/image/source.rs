@@ -1,8 +1,8 @@
 //! Random access to the files of an OCI layout directory or of a (possibly compressed) tar
 //! archive, by relative path; each file is opened as a stream.
 
-use super::{Compression, ImageError, Limits};
-use std::collections::HashMap;
+use super::{Compression, ImageError, Limits, gotar};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
@@ -34,7 +34,7 @@ impl Source {
     /// The member names, for detection.
     pub fn has(&self, rel: &str) -> bool {
         match self {
-            Source::Dir(d) => safe_join(d, rel).is_some_and(|p| p.is_file()),
+            Source::Dir(d) => safe_join(d, rel).is_some_and(|p| p.exists()),
             Source::Tar(t) => t.members.contains_key(rel),
         }
     }
@@ -46,9 +46,23 @@ impl Source {
                 let Some(p) = safe_join(d, rel) else {
                     return Ok(None);
                 };
-                match File::open(&p) {
+                // Non-blocking, so a FIFO planted as a blob cannot hang the open; then only a
+                // regular file is read.
+                use std::os::unix::fs::OpenOptionsExt;
+                let opened = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&p);
+                match opened {
                     Ok(f) => {
-                        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                        let meta = f.metadata().map_err(|e| ImageError::io(&p, e))?;
+                        if !meta.is_file() {
+                            return Err(ImageError::Hostile(format!(
+                                "{}: {rel} is not a regular file (a directory, FIFO or device); refusing to read it as a blob",
+                                d.display()
+                            )));
+                        }
+                        let len = meta.len();
                         Ok(Some((
                             Box::new(BufReader::with_capacity(256 * 1024, f)),
                             len,
@@ -105,6 +119,35 @@ fn safe_join(dir: &Path, rel: &str) -> Option<PathBuf> {
     }
 }
 
+/// A member's name as an extracting reader (`filepath.Join(dest, name)`) places it: empty and
+/// `.` parts and leading slashes dropped; `..` refused.
+fn archive_member(raw: &str) -> Result<String, &'static str> {
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("contains '..'"),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// A relative path inside the archive with `..` applied; `None` when it climbs out.
+fn normalise_inside(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 /// `./a/b` and `a/b` name the same member.
 pub fn member_name(raw: &str) -> String {
     raw.trim_start_matches("./")
@@ -150,20 +193,83 @@ impl TarIndex {
             (spill.path().to_path_buf(), Some(spill))
         };
         let tar_file = File::open(&tar_path).map_err(|e| ImageError::io(&tar_path, e))?;
-        let mut archive = tar::Archive::new(BufReader::new(tar_file));
+        // Read as Go's archive/tar frames it (skopeo and umoci untar the archive with it);
+        // what they would read differently, or extract over itself, is refused.
+        let mut archive = gotar::Reader::new(BufReader::new(tar_file));
         let mut members = HashMap::new();
-        let entries = archive.entries().map_err(|e| {
-            ImageError::Hostile(format!("{}: not a tar archive: {e}", path.display()))
-        })?;
-        for entry in entries {
-            let entry = entry.map_err(|e| {
-                ImageError::Hostile(format!("{}: corrupt tar header: {e}", path.display()))
-            })?;
-            if !entry.header().entry_type().is_file() {
+        let mut seen = HashSet::new();
+        let mut links: Vec<(String, String, String)> = Vec::new();
+        let hostile = |what: String| ImageError::Hostile(format!("{}: {what}", path.display()));
+        while let Some(h) = archive
+            .next_entry()
+            .map_err(|e| hostile(format!("the archive {e}")))?
+        {
+            let name = archive_member(&h.name)
+                .map_err(|why| hostile(format!("member {:?} {why}", h.name)))?;
+            if name.is_empty() {
                 continue;
             }
-            let name = member_name(&String::from_utf8_lossy(&entry.path_bytes()));
-            members.insert(name, (entry.raw_file_position(), entry.size()));
+            if !seen.insert(name.clone()) && h.typeflag != b'5' {
+                return Err(hostile(format!(
+                    "member {:?} appears twice (as {name}); an extracting reader keeps the last, so which one is meant is ambiguous",
+                    h.name
+                )));
+            }
+            match h.typeflag {
+                b'0' => {
+                    members.insert(name, (archive.position(), h.data_len()));
+                }
+                b'5' => {}
+                // docker save and skopeo link a layer from its legacy directory to the blob.
+                b'2' | b'1' => {
+                    let dir = if h.typeflag == b'2' {
+                        name.rsplit_once('/').map_or("", |(d, _)| d).to_string()
+                    } else {
+                        String::new()
+                    };
+                    links.push((name, dir, h.linkname.clone()));
+                }
+                other => {
+                    return Err(hostile(format!(
+                        "member {:?} is a link or special file (tar type {:?}); an OCI archive holds only files and directories",
+                        h.name, other as char
+                    )));
+                }
+            }
+        }
+        // A link member reads as the member it names, resolved inside the archive (symlinks
+        // from their directory, hardlinks from the root), as skopeo's docker-archive reader
+        // does; one that leaves the archive or names no file is refused.
+        for (name, dir, target) in &links {
+            let mut at = (dir.clone(), target.clone());
+            let mut found = None;
+            for _ in 0..16 {
+                if at.1.starts_with('/') {
+                    break;
+                }
+                let joined = if at.0.is_empty() {
+                    at.1.clone()
+                } else {
+                    format!("{}/{}", at.0, at.1)
+                };
+                let Some(resolved) = normalise_inside(&joined) else {
+                    break;
+                };
+                if let Some(&m) = members.get(&resolved) {
+                    found = Some(m);
+                    break;
+                }
+                match links.iter().find(|(n, _, _)| *n == resolved) {
+                    Some((_, d, t)) => at = (d.clone(), t.clone()),
+                    None => break,
+                }
+            }
+            let Some(m) = found else {
+                return Err(hostile(format!(
+                    "member {name:?} links to {target:?}, which is no file inside the archive"
+                )));
+            };
+            members.insert(name.clone(), m);
         }
         Ok(TarIndex {
             path: tar_path,

@@ -2,8 +2,8 @@
 //! that symlink resolution, closure checks and extraction read.
 
 use super::ImageError;
-use super::layer::{EntryKind, LayerScan, PlainAt, parent_of};
-use super::plain::{PlainFiles, path_hash};
+use super::layer::{Content, EntryKind, LayerScan, PlainAt, parent_of};
+use super::plain::{PlainFiles, dir_hash, join_hash, path_hash};
 use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
 use crate::rootfs::{NodeKind, Root, RootOrigin, Tree};
@@ -16,6 +16,8 @@ pub enum Node {
         executable: bool,
         facts: Option<Box<BinaryFacts>>,
         layer: usize,
+        /// Mode and digest, when the read recorded them (`dump`).
+        content: Option<Box<Content>>,
     },
     Dir,
     Symlink(String),
@@ -31,6 +33,13 @@ pub struct View {
     node_paths: HashMap<u64, String>,
     /// Shown in reports as the closure's root: `image sha256:…`.
     pub label: String,
+    /// Symlink nodes in the tree.
+    symlinks: usize,
+    /// Bumped whenever a symlink comes or goes, so cached resolutions are redone.
+    generation: u64,
+    /// Resolved directories by name, valid for one `generation`: each directory is resolved
+    /// from its parent's resolution, so deep trees cost linear time.
+    dir_cache: std::sync::Mutex<(u64, HashMap<String, String>)>,
 }
 
 impl View {
@@ -50,9 +59,13 @@ impl View {
     pub fn finish(&mut self) {
         self.plain.freeze();
         self.node_paths = HashMap::new();
+        self.dir_cache = Default::default();
     }
 
     /// Apply one layer: its whiteouts first (they only hide lower layers), then its entries.
+    /// Every path is placed as umoci and containerd place it: its directory resolved through
+    /// the symlinks already in the image, inside the root (`bin -> usr/bin` then `bin/app`
+    /// writes `/usr/bin/app`); the last component is not followed.
     pub fn apply(&mut self, index: usize, scan: &LayerScan) -> Result<(), ImageError> {
         if self.node_paths.is_empty() && !self.nodes.is_empty() {
             // Dropped by `finish`; a layer after it needs them again.
@@ -62,19 +75,46 @@ impl View {
                 .map(|p| (path_hash(p), p.clone()))
                 .collect();
         }
+        let hostile = |m: String| ImageError::Hostile(format!("layer {}: {m}", scan.digest));
+        // Hardlink targets as the layer found them, before its whiteouts: a link written
+        // before the whiteout of its source (in tar order) keeps the source's content.
+        let mut before_whiteouts: HashMap<String, Option<Node>> = HashMap::new();
         for e in &scan.entries {
+            if let EntryKind::Hardlink(target) = &e.kind {
+                let t = self.place(target).map_err(&hostile)?;
+                if let Some(n) = self.nodes.get(&t) {
+                    before_whiteouts.insert(t, Some(n.clone()));
+                } else if self.plain.contains(&t) {
+                    before_whiteouts.insert(t, None);
+                }
+            }
+        }
+        let mut hidden: Vec<(usize, String, bool)> = Vec::new();
+        for (at, e) in scan.entries.iter().enumerate() {
             match e.kind {
-                EntryKind::Whiteout => self.remove_tree(&e.path, true),
-                EntryKind::Opaque => self.remove_tree(&e.path, false),
+                EntryKind::Whiteout => {
+                    let p = self.place(&e.path).map_err(&hostile)?;
+                    self.remove_tree(&p, true);
+                    hidden.push((at, p, true));
+                }
+                EntryKind::Opaque => {
+                    let p = self.resolve_dir(&e.path).map_err(&hostile)?;
+                    self.remove_tree(&p, false);
+                    hidden.push((at, p, false));
+                }
                 _ => {}
             }
         }
+        let mut dir_hashes: Vec<Option<(u64, u64)>> = vec![None; scan.plain_dirs.len()];
         let mut plain = scan.plain.iter().peekable();
         for (at, e) in scan.entries.iter().enumerate() {
             while let Some(p) = plain.next_if(|p| p.before as usize <= at) {
-                self.insert_plain(p, scan)?;
+                self.insert_plain(p, scan, &mut dir_hashes)?;
             }
-            self.refuse_write_through_symlink(&parent_of(&e.path), &e.path, &scan.digest)?;
+            if matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+                continue;
+            }
+            let path = self.place(&e.path).map_err(&hostile)?;
             let node = match &e.kind {
                 EntryKind::Whiteout | EntryKind::Opaque => continue,
                 EntryKind::Dir => Node::Dir,
@@ -83,56 +123,240 @@ impl View {
                     size,
                     executable,
                     facts,
+                    content,
                 } => Node::File {
                     size: *size,
                     executable: *executable,
                     facts: facts.clone(),
                     layer: index,
+                    content: content.clone(),
                 },
-                EntryKind::Hardlink(target) => match self.nodes.get(target) {
-                    Some(n @ Node::File { .. }) => n.clone(),
-                    None if self.plain.contains(target) => {
-                        self.remove_tree(&e.path, true);
-                        self.plain.insert(path_hash(&e.path));
-                        continue;
-                    }
-                    _ => {
-                        return Err(ImageError::Hostile(format!(
-                            "layer {}: hardlink {} -> {target} does not point at a file already in the image",
-                            scan.digest, e.path
+                EntryKind::Hardlink(target) => {
+                    let t = self.place(target).map_err(&hostile)?;
+                    if t == path || t.starts_with(&format!("{path}/")) {
+                        // The runtimes clear the link's path first, and its target with it.
+                        return Err(hostile(format!(
+                            "hardlink {} -> {target} points at itself or below itself",
+                            e.path
                         )));
                     }
-                },
+                    let found = match self.nodes.get(&t) {
+                        Some(n) => Some(Some(n.clone())),
+                        None if self.plain.contains(&t) => Some(None),
+                        None => {
+                            let hidden_before = hidden.iter().any(|(w, p, including)| {
+                                *w < at
+                                    && ((*including && *p == t)
+                                        || t.starts_with(&format!("{}/", p.trim_end_matches('/'))))
+                            });
+                            before_whiteouts.get(&t).cloned().filter(|_| !hidden_before)
+                        }
+                    };
+                    match found {
+                        Some(Some(n @ (Node::File { .. } | Node::Symlink(_)))) => n,
+                        Some(None) => {
+                            self.remove_tree(&path, true);
+                            self.plain.insert(path_hash(&path));
+                            continue;
+                        }
+                        _ => {
+                            return Err(hostile(format!(
+                                "hardlink {} -> {target} does not point at a file already in the image",
+                                e.path
+                            )));
+                        }
+                    }
+                }
             };
             if matches!(node, Node::Dir) {
                 // A directory entry over a directory, listed or only implied by its files,
                 // keeps what is below it, as mkdir over an existing one does.
-                if matches!(self.nodes.get(&e.path), Some(Node::Dir)) {
+                if matches!(self.nodes.get(&path), Some(Node::Dir)) {
                     continue;
                 }
-                self.remove_node(&e.path);
-                self.plain.remove(&e.path);
+                self.remove_node(&path);
+                self.plain.remove(&path);
             } else {
-                self.remove_tree(&e.path, true);
+                self.remove_tree(&path, true);
             }
-            self.node_paths.insert(path_hash(&e.path), e.path.clone());
-            self.nodes.insert(e.path.clone(), node);
+            if matches!(node, Node::Symlink(_)) {
+                self.symlinks += 1;
+                self.generation += 1;
+            }
+            self.ensure_dirs(&parent_of(&path));
+            self.node_paths.insert(path_hash(&path), path.clone());
+            self.nodes.insert(path, node);
         }
         for p in plain {
-            self.insert_plain(p, scan)?;
+            self.insert_plain(p, scan, &mut dir_hashes)?;
         }
         Ok(())
     }
 
-    /// A plain file written over a node replaces it and whatever was below it.
-    fn insert_plain(&mut self, file: &PlainAt, scan: &LayerScan) -> Result<(), ImageError> {
+    /// A plain file written over a node replaces it and whatever was below it. `dir_hashes`
+    /// caches each directory's resolved hash while no symlink changes.
+    fn insert_plain(
+        &mut self,
+        file: &PlainAt,
+        scan: &LayerScan,
+        dir_hashes: &mut [Option<(u64, u64)>],
+    ) -> Result<(), ImageError> {
         let dir = &scan.plain_dirs[file.dir as usize];
-        self.refuse_write_through_symlink(&dir.path, &dir.first_file, &scan.digest)?;
-        if let Some(path) = self.node_paths.get(&file.hash).cloned() {
+        let hash = match dir_hashes[file.dir as usize] {
+            Some((generation, h)) if generation == self.generation => h,
+            _ => {
+                let resolved = self.resolve_dir(&dir.path).map_err(|m| {
+                    ImageError::Hostile(format!(
+                        "layer {}: entry {}: {m}",
+                        scan.digest, dir.first_file
+                    ))
+                })?;
+                let h = dir_hash(&resolved);
+                self.ensure_dirs(&resolved);
+                dir_hashes[file.dir as usize] = Some((self.generation, h));
+                h
+            }
+        };
+        let full = join_hash(hash, file.name);
+        if let Some(path) = self.node_paths.get(&full).cloned() {
             self.remove_tree(&path, true);
         }
-        self.plain.insert(file.hash);
+        self.plain.insert(full);
         Ok(())
+    }
+
+    /// The directories a file is written into exist from then on, as the runtimes' MkdirAll
+    /// leaves them, even when the file is later removed. Every node's ancestors are
+    /// directory nodes.
+    fn ensure_dirs(&mut self, dir: &str) {
+        let mut d = dir;
+        while d != "/" && !d.is_empty() {
+            if self.nodes.contains_key(d) {
+                break;
+            }
+            self.plain.remove(d);
+            self.node_paths.insert(path_hash(d), d.to_string());
+            self.nodes.insert(d.to_string(), Node::Dir);
+            d = match d.rfind('/') {
+                Some(0) | None => "/",
+                Some(i) => &d[..i],
+            };
+        }
+    }
+
+    /// Where an entry named `path` lands: its directory resolved, its name kept.
+    fn place(&self, path: &str) -> Result<String, String> {
+        if path == "/" {
+            return Ok(path.to_string());
+        }
+        let parent = self.resolve_dir(&parent_of(path))?;
+        let name = path.rsplit('/').next().unwrap_or("");
+        Ok(if parent == "/" {
+            format!("/{name}")
+        } else {
+            format!("{parent}/{name}")
+        })
+    }
+
+    /// A directory resolved as `resolve(dir, true)` does, from the nearest ancestor already
+    /// resolved in this generation.
+    fn resolve_dir(&self, dir: &str) -> Result<String, String> {
+        let mut cache = self.dir_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != self.generation {
+            cache.1.clear();
+            cache.0 = self.generation;
+        }
+        let mut todo: Vec<(&str, &str)> = Vec::new();
+        let mut cur = dir;
+        let mut base = loop {
+            if cur == "/" || cur.is_empty() {
+                break "/".to_string();
+            }
+            if let Some(r) = cache.1.get(cur) {
+                break r.clone();
+            }
+            let (parent, name) = match cur.rfind('/') {
+                Some(0) => ("/", &cur[1..]),
+                Some(i) => (&cur[..i], &cur[i + 1..]),
+                None => ("/", cur),
+            };
+            todo.push((cur, name));
+            cur = parent;
+        };
+        for (prefix, name) in todo.into_iter().rev() {
+            let candidate = if base == "/" {
+                format!("/{name}")
+            } else {
+                format!("{base}/{name}")
+            };
+            base = match self.nodes.get(&candidate) {
+                Some(Node::Symlink(_)) => self.resolve(&candidate, true)?,
+                Some(Node::File { .. }) => {
+                    return Err(format!("{dir} goes through the file {candidate}"));
+                }
+                _ => candidate,
+            };
+            // Only a directory that exists stays what it is until the generation changes
+            // (removing one bumps it); a missing one may become a file.
+            if matches!(self.nodes.get(&base), Some(Node::Dir)) {
+                cache.1.insert(prefix.to_string(), base.clone());
+            }
+        }
+        Ok(base)
+    }
+
+    /// `path` with every symlink on the way followed inside the root, as securejoin does:
+    /// absolute targets start at the root, `..` stops there, 255 links at most. With
+    /// `follow_last` false the last component is kept as it is.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, String> {
+        let mut pending: std::collections::VecDeque<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut cur = String::new();
+        let mut lens: Vec<usize> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = pending.pop_front() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    if let Some(l) = lens.pop() {
+                        cur.truncate(l);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let before = cur.len();
+            cur.push('/');
+            cur.push_str(&c);
+            if !pending.is_empty() || follow_last {
+                match self.nodes.get(&cur) {
+                    Some(Node::Symlink(t)) => {
+                        links += 1;
+                        if links > 255 {
+                            return Err(format!("{path} goes through more than 255 symlinks"));
+                        }
+                        cur.truncate(before);
+                        if t.starts_with('/') {
+                            cur.clear();
+                            lens.clear();
+                        }
+                        for part in t.split('/').filter(|p| !p.is_empty()).rev() {
+                            pending.push_front(part.to_string());
+                        }
+                        continue;
+                    }
+                    Some(Node::File { .. }) => {
+                        return Err(format!("{path} goes through the file {cur}"));
+                    }
+                    _ => {}
+                }
+            }
+            lens.push(before);
+        }
+        Ok(if cur.is_empty() { "/".to_string() } else { cur })
     }
 
     /// Remove everything below `path`, and `path` itself when `including`.
@@ -159,30 +383,18 @@ impl View {
     }
 
     fn remove_node(&mut self, path: &str) {
-        if self.nodes.remove(path).is_some() {
+        if let Some(n) = self.nodes.remove(path) {
             self.node_paths.remove(&path_hash(path));
-        }
-    }
-
-    /// A tar that writes `a/x` after making `a` a symlink writes through the link, wherever
-    /// it points: refuse it. `dir` is the entry's directory; `entry` names it in the error.
-    fn refuse_write_through_symlink(
-        &self,
-        dir: &str,
-        entry: &str,
-        layer: &str,
-    ) -> Result<(), ImageError> {
-        let mut prefix = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            prefix.push('/');
-            prefix.push_str(part);
-            if let Some(Node::Symlink(t)) = self.nodes.get(&prefix) {
-                return Err(ImageError::Hostile(format!(
-                    "layer {layer}: entry {entry} is written through the symlink {prefix} -> {t}"
-                )));
+            match n {
+                Node::Symlink(_) => {
+                    self.symlinks -= 1;
+                    self.generation += 1;
+                }
+                // Cached directory resolutions may have ensured it.
+                Node::Dir => self.generation += 1,
+                Node::File { .. } => {}
             }
         }
-        Ok(())
     }
 
     pub fn facts_at(&self, canonical: &str) -> Option<&BinaryFacts> {
@@ -193,7 +405,7 @@ impl View {
     }
 
     /// Every file in the final rootfs that is an executable binary, with its facts.
-    /// ELF programs by their linkage; Mach-O and PE files only when marked executable; never
+    /// ELF programs by their linkage or loader, ELF files too ambiguous to read; Mach-O and PE files only when marked executable; never
     /// a file that merely starts like a binary (a text file beginning "MZ").
     pub fn executables(&self) -> impl Iterator<Item = (&String, &BinaryFacts)> {
         self.nodes.iter().filter_map(|(p, n)| match n {
@@ -203,9 +415,14 @@ impl View {
                 ..
             } => {
                 let counts = match &f.identity {
-                    Identity::Elf(e) => e.is_executable(),
+                    // A program with a loader runs whatever else it is (a DT_SONAME does not
+                    // make a wrong-arch executable a library).
+                    Identity::Elf(e) => e.is_executable() || e.interpreter.is_some(),
                     Identity::MachO(_) | Identity::Pe(_) => *executable,
-                    Identity::Corrupt { .. } | Identity::NotBinary { .. } => false,
+                    // An ELF refused as ambiguous (two PT_INTERP, …) counts, as an outlier:
+                    // skipping it would pass whatever the kernel makes of it.
+                    Identity::Corrupt { format, .. } => format == "ELF",
+                    Identity::NotBinary { .. } => false,
                 };
                 counts.then_some((p, f.as_ref()))
             }
@@ -262,6 +479,7 @@ mod tests {
             executable,
             facts: Some(Box::new(inspect_bytes(bytes))),
             layer: 0,
+            content: None,
         }
     }
 
@@ -281,7 +499,7 @@ mod tests {
                     plain.push(PlainAt {
                         before: entries.len() as u32,
                         dir: plain_dirs.len() as u32 - 1,
-                        hash: path_hash(path),
+                        name: crate::image::plain::name_hash(path.rsplit('/').next().unwrap()),
                     });
                 }
             }
@@ -369,6 +587,7 @@ mod tests {
             size: elf.len() as u64,
             executable: true,
             facts: Some(Box::new(inspect_bytes(&elf))),
+            content: None,
         };
         let view = layers(vec![
             vec![entry("/bin/app", binary())],
@@ -394,37 +613,64 @@ mod tests {
     }
 
     #[test]
-    fn files_written_through_a_symlink_are_refused_and_named() {
+    fn files_written_through_an_in_root_symlink_land_where_it_points() {
         let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let binary = || EntryKind::File {
             size: elf.len() as u64,
             executable: true,
             facts: Some(Box::new(inspect_bytes(&elf))),
+            content: None,
         };
         let link = || entry("/lib", EntryKind::Symlink("usr/lib".into()));
-        let refused = |result: Result<View, ImageError>, entry: &str| match result {
-            Err(ImageError::Hostile(m)) => {
-                assert!(m.contains(entry) && m.contains("symlink /lib"), "{m}")
-            }
-            other => panic!("{entry}: {other:?}"),
-        };
         // Through a lower layer's symlink: a binary, and a plain file.
-        refused(
-            layers(vec![vec![link()], vec![entry("/lib/app", binary())]]),
-            "/lib/app",
-        );
-        refused(
-            layers(vec![vec![link()], vec![plain("/lib/deep/a.conf")]]),
-            "/lib/deep/a.conf",
-        );
-        // In one layer: the link first, then a file below it.
-        refused(
-            layers(vec![vec![link(), plain("/lib/a.conf")]]),
-            "/lib/a.conf",
-        );
+        let view = layers(vec![vec![link()], vec![entry("/lib/app", binary())]]).unwrap();
+        assert!(view.nodes.contains_key("/usr/lib/app"), "{:?}", view.nodes);
+        assert!(!view.nodes.contains_key("/lib/app"));
+        let view = layers(vec![vec![link()], vec![plain("/lib/deep/a.conf")]]).unwrap();
+        assert_eq!(view.node("/usr/lib/deep/a.conf"), Some(NodeKind::Other));
+        // In one layer: the link first, then a file below it; an absolute link too.
+        let view = layers(vec![vec![link(), plain("/lib/a.conf")]]).unwrap();
+        assert_eq!(view.node("/usr/lib/a.conf"), Some(NodeKind::Other));
+        let abs = entry("/bin", EntryKind::Symlink("/usr/bin".into()));
+        let view = layers(vec![vec![abs, entry("/bin/app", binary())]]).unwrap();
+        assert!(view.nodes.contains_key("/usr/bin/app"));
         // A file written before its directory became a link is only replaced.
         let view = layers(vec![vec![plain("/lib/a.conf"), link()]]).unwrap();
+        assert_eq!(view.node("/lib"), Some(NodeKind::Symlink("usr/lib".into())));
         assert_eq!(view.node("/lib/a.conf"), None);
+        assert_eq!(view.node("/usr/lib/a.conf"), None);
+        // Below a file: refused.
+        let below = layers(vec![vec![entry("/f", binary()), entry("/f/x", binary())]]);
+        assert!(matches!(below, Err(ImageError::Hostile(m)) if m.contains("through the file")));
+    }
+
+    #[test]
+    fn a_hardlink_keeps_a_source_whited_out_after_it_and_may_name_a_symlink() {
+        let view = layers(vec![
+            vec![plain("/etc/a.conf")],
+            vec![
+                hardlink("/etc/b.conf", "/etc/a.conf"),
+                entry("/etc/a.conf", EntryKind::Whiteout),
+            ],
+        ])
+        .unwrap();
+        assert_eq!(view.node("/etc/b.conf"), Some(NodeKind::Other));
+        assert_eq!(view.node("/etc/a.conf"), None);
+        // The whiteout first: the link has nothing to point at.
+        let refused = layers(vec![
+            vec![plain("/etc/a.conf")],
+            vec![
+                entry("/etc/a.conf", EntryKind::Whiteout),
+                hardlink("/etc/b.conf", "/etc/a.conf"),
+            ],
+        ]);
+        assert!(refused.is_err());
+        let view = layers(vec![vec![
+            entry("/s", EntryKind::Symlink("t".into())),
+            hardlink("/h", "/s"),
+        ]])
+        .unwrap();
+        assert_eq!(view.node("/h"), Some(NodeKind::Symlink("t".into())));
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub fn resolve_closure(
             dirs.push(origin.clone());
         }
         for name in &current.needed {
-            if libraries.contains_key(name) || libraries.len() >= MAX_LIBRARIES {
+            if libraries.contains_key(name) {
                 continue;
             }
             let mut resolution = LibraryResolution {
@@ -156,6 +156,13 @@ pub fn resolve_closure(
                 rejected: Vec::new(),
                 searched: dirs.clone(),
             };
+            if libraries.len() >= MAX_LIBRARIES {
+                // Past the limit a library is reported unresolved, never silently dropped.
+                resolution.searched =
+                    vec![format!("(not looked up: over {MAX_LIBRARIES} libraries)")];
+                libraries.insert(name.clone(), resolution);
+                continue;
+            }
             // musl's dynamic loader is its libc: `libc.so` resolves to the loader itself.
             if name == MUSL_LIBC_NAME
                 && elf.libc() == Some(Libc::Musl)

@@ -116,16 +116,34 @@ fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts,
         E::ET_CORE => ElfType::Core,
         _ => ElfType::Other,
     };
+    refuse_ambiguous_segments::<H>(endian, segments)?;
     let mut interpreter = None;
     for segment in segments {
         if let Some(path) = segment
             .interpreter(endian, data)
             .map_err(|e| e.to_string())?
         {
-            interpreter = std::str::from_utf8(path).ok().map(str::to_string);
+            // The kernel opens these bytes as a path; a lossy or skipped reading would
+            // report another loader (or none: "static-pie").
+            interpreter = Some(
+                std::str::from_utf8(path)
+                    .map_err(|_| {
+                        format!(
+                            "its PT_INTERP {:?} is not UTF-8; refused",
+                            String::from_utf8_lossy(path)
+                        )
+                    })?
+                    .to_string(),
+            );
         }
     }
     let dynamic = read_dynamic::<H>(endian, data, segments)?;
+    if dynamic.needed.len() > MAX_NEEDED {
+        return Err(format!(
+            "it lists {} DT_NEEDED libraries, more than the {MAX_NEEDED} this reader follows; refused rather than checking only some",
+            dynamic.needed.len()
+        ));
+    }
     let linkage = match (elf_type, interpreter.is_some()) {
         (ElfType::Relocatable | ElfType::Core | ElfType::Other, _) => Linkage::Object,
         // libc.so.6 has a PT_INTERP so it can print its version, yet it is a library.
@@ -165,6 +183,35 @@ fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts,
         build_id: build_id::<H>(endian, data, segments),
         stripped: !sections.iter().any(|s| s.sh_type(endian) == E::SHT_SYMTAB),
     })
+}
+
+/// More DT_NEEDED entries than this are refused, never silently cut (the closure follows as many).
+pub const MAX_NEEDED: usize = 512;
+
+/// Constructs the kernel and ld.so read one way and a header reader could read another:
+/// two PT_INTERP (the kernel takes the first), two PT_DYNAMIC, and a PT_DYNAMIC whose file
+/// offset is not where its address is loaded from (ld.so reads the address).
+fn refuse_ambiguous_segments<H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    segments: &[H::ProgramHeader],
+) -> Result<(), String> {
+    let count = |t: u32| segments.iter().filter(|s| s.p_type(endian) == t).count();
+    if count(E::PT_INTERP) > 1 {
+        return Err("it has two PT_INTERP segments (the kernel uses the first); refused".into());
+    }
+    if count(E::PT_DYNAMIC) > 1 {
+        return Err("it has two PT_DYNAMIC segments; refused".into());
+    }
+    if let Some(d) = segments.iter().find(|s| s.p_type(endian) == E::PT_DYNAMIC) {
+        let offset: u64 = d.p_offset(endian).into();
+        let vaddr: u64 = d.p_vaddr(endian).into();
+        if file_offset::<H>(endian, segments, vaddr) != Some(offset) {
+            return Err(format!(
+                "its PT_DYNAMIC at file offset {offset:#x} is not what a PT_LOAD maps at its address {vaddr:#x} (ld.so reads the address); refused"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]

@@ -12,10 +12,11 @@ use std::path::Path;
 /// or the user named platforms to expect.
 pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
     let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
-    if !has_platforms && options.expects.is_empty() {
+    let empty = crate::image::nothing_verified(set);
+    if !has_platforms && options.expects.is_empty() && empty.is_none() {
         return None;
     }
-    let mut results = Vec::new();
+    let mut results: Vec<_> = empty.into_iter().collect();
     let index_blobs: Vec<_> = set
         .blobs
         .iter()
