@@ -2,9 +2,12 @@
 //! nixpkgs; and `merge-reports` reproducing the single-run verdict.
 
 mod harness;
+mod nix_versions;
 mod support;
 
 use harness::{Outcome, command, run_cmd};
+use nix_versions::{Nix, NixVersion, nix};
+use rstest::rstest;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::images::images;
@@ -85,9 +88,10 @@ fn fixture_flake(dir: &Path) -> PathBuf {
     flake
 }
 
-fn build(flake: &Path, extra: &[&str]) -> Outcome {
+fn build(nix: &Nix, flake: &Path, extra: &[&str]) -> Outcome {
     let mut cmd = command();
     cmd.env("NIX_CONFIG", NIX_CONFIG)
+        .env("PATH", &nix.path)
         .arg("build")
         .arg("--flake")
         .arg(flake)
@@ -99,11 +103,14 @@ fn artifacts(json: &Value) -> &Vec<Value> {
     json["artifacts"].as_array().unwrap()
 }
 
-#[test]
-fn every_target_is_built_with_nix_and_verified() {
+#[rstest]
+fn every_target_is_built_with_nix_and_verified(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
     let dir = tempfile::tempdir().unwrap();
     let flake = fixture_flake(dir.path());
-    let out = build(&flake, &["--format", "json"]);
+    let out = build(&nix, &flake, &["--format", "json"]);
     assert_eq!(
         out.code, 1,
         "the lying target fails the run: {}{}",
@@ -204,8 +211,11 @@ fn every_target_is_built_with_nix_and_verified() {
     assert!(machine["found"].as_str().unwrap().contains("linux/amd64"));
 }
 
-#[test]
-fn a_failing_build_does_not_hide_the_others() {
+#[rstest]
+fn a_failing_build_does_not_hide_the_others(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
     let dir = tempfile::tempdir().unwrap();
     let flake = fixture_flake(dir.path());
     let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
@@ -215,6 +225,7 @@ fn a_failing_build_does_not_hide_the_others() {
     );
     std::fs::write(flake.join("flake.nix"), broken).unwrap();
     let out = build(
+        &nix,
         &flake,
         &[
             "--format", "json", "--no-run", "--target", "broken", "--target", "native",
@@ -243,11 +254,14 @@ fn a_failing_build_does_not_hide_the_others() {
     );
 }
 
-#[test]
-fn an_unknown_target_is_bad_input_and_missing_nix_exits_3() {
+#[rstest]
+fn an_unknown_target_is_bad_input_and_missing_nix_exits_3(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
     let dir = tempfile::tempdir().unwrap();
     let flake = fixture_flake(dir.path());
-    let out = build(&flake, &["--target", "sparc"]);
+    let out = build(&nix, &flake, &["--target", "sparc"]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("no target sparc") && out.stderr.contains("aarch64"),
@@ -266,8 +280,11 @@ fn an_unknown_target_is_bad_input_and_missing_nix_exits_3() {
     assert!(out.stderr.contains("nix"), "{}", out.stderr);
 }
 
-#[test]
-fn merge_reports_reproduces_the_single_run_verdict() {
+#[rstest]
+fn merge_reports_reproduces_the_single_run_verdict(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
     let dir = tempfile::tempdir().unwrap();
     let flake = fixture_flake(dir.path());
     let targets = ["native", "aarch64", "aarch64-multiplatform"];
@@ -275,10 +292,14 @@ fn merge_reports_reproduces_the_single_run_verdict() {
     for t in targets {
         args.extend(["--target", t]);
     }
-    let single = build(&flake, &args);
+    let single = build(&nix, &flake, &args);
     let mut parts = Vec::new();
     for t in targets {
-        let part = build(&flake, &["--format", "json", "--no-run", "--target", t]);
+        let part = build(
+            &nix,
+            &flake,
+            &["--format", "json", "--no-run", "--target", t],
+        );
         let file = dir.path().join(format!("{t}.json"));
         std::fs::write(&file, &part.stdout).unwrap();
         parts.push(file);
@@ -309,4 +330,168 @@ fn merge_reports_reproduces_the_single_run_verdict() {
     let mut cmd = command();
     cmd.arg("merge-reports").arg(&junk);
     assert_eq!(run_cmd(cmd).code, 2);
+}
+
+/// The fixture flake plus a sibling that does not evaluate: the seed article's own typo, a
+/// path that does not exist.
+fn flake_with_broken_sibling(dir: &Path) -> PathBuf {
+    let flake = fixture_flake(dir);
+    let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
+    let broken = text.replace(
+        "native.myproject = place",
+        "typo.myproject = import ./default { };\n        native.myproject = place",
+    );
+    assert_ne!(broken, text);
+    std::fs::write(flake.join("flake.nix"), broken).unwrap();
+    flake
+}
+
+#[rstest]
+fn a_broken_sibling_does_not_block_the_target_asked_for(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flake = flake_with_broken_sibling(dir.path());
+    let out = build(
+        &nix,
+        &flake,
+        &["--format", "json", "--no-run", "--target", "native"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let json = out.json();
+    assert!(
+        artifacts(&json).iter().all(|a| a["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != "nix.eval")),
+        "the sibling is not evaluated: {json:#}"
+    );
+    assert!(artifacts(&json).iter().any(|a| a["kind"] == "elf"));
+}
+
+#[rstest]
+fn a_broken_target_asked_for_is_a_named_eval_failure_in_every_report(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flake = flake_with_broken_sibling(dir.path());
+    let report = |ext: &str| dir.path().join(format!("report.{ext}"));
+    let flags: Vec<String> = [("json", "json"), ("junit", "xml"), ("markdown", "md")]
+        .iter()
+        .flat_map(|(f, ext)| {
+            [
+                "--report".to_string(),
+                format!("{f}={}", report(ext).display()),
+            ]
+        })
+        .collect();
+    for targets in [&["typo"][..], &["typo", "native"]] {
+        let mut args: Vec<&str> = vec!["--format", "json", "--no-run"];
+        for t in targets {
+            args.extend(["--target", t]);
+        }
+        args.extend(flags.iter().map(String::as_str));
+        let out = build(&nix, &flake, &args);
+        assert_eq!(out.code, 1, "{targets:?}: {}{}", out.stdout, out.stderr);
+        let json = out.json();
+        let failed: Vec<&Value> = artifacts(&json)
+            .iter()
+            .filter(|a| a["checks"][0]["id"] == "nix.eval")
+            .collect();
+        assert_eq!(failed.len(), 1, "{json:#}");
+        let check = &failed[0]["checks"][0];
+        assert_eq!(check["status"], "fail");
+        assert!(
+            check["message"].as_str().unwrap().contains("typo"),
+            "{check:#}"
+        );
+        // nix's own words: 2.8 and 2.26 both name the missing path.
+        assert!(
+            check["found"].as_str().unwrap().contains("default"),
+            "{check:#}"
+        );
+        let others = artifacts(&json)
+            .iter()
+            .filter(|a| a["kind"] == "elf")
+            .count();
+        assert_eq!(
+            others,
+            targets.len() - 1,
+            "the sibling asked for is still verified"
+        );
+        let written = |ext: &str| std::fs::read_to_string(report(ext)).unwrap();
+        let report_json: Value = serde_json::from_str(&written("json")).unwrap();
+        assert_eq!(report_json["verdict"], "fail");
+        assert!(written("xml").contains("nix.eval"), "{}", written("xml"));
+        assert!(written("md").contains("nix.eval"), "{}", written("md"));
+        for ext in ["json", "xml", "md"] {
+            std::fs::remove_file(report(ext)).unwrap();
+        }
+    }
+}
+
+/// What CI sees (stderr not a terminal): a line per derivation built, and a tally that keeps
+/// coming while one build is silent for longer than 10 s.
+#[rstest]
+fn a_ci_log_shows_each_build_and_a_tally_every_10_s(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flake = dir.path().join("flake");
+    std::fs::create_dir_all(&flake).unwrap();
+    let host = fixtures().hello_for(host_row()).unwrap();
+    // A nonce, so that the store never has these outputs from an earlier run.
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let system = host_row().nix_system();
+    std::fs::write(
+        flake.join("flake.nix"),
+        format!(
+            r#"{{
+  outputs = {{ self }}: let system = "{system}"; in {{
+    packages.${{system}} = {{
+      native.slow = builtins.derivation {{
+        inherit system; name = "slow-1.0"; nonce = "{nonce}"; builder = "/bin/sh";
+        args = [ "-c" "/bin/sleep 12; /bin/mkdir -p $out/bin; /bin/cp {host} $out/bin/multi-arch-demo" ];
+      }};
+      native.fails = builtins.derivation {{
+        inherit system; name = "fails-1.0"; nonce = "{nonce}"; builder = "/bin/sh";
+        args = [ "-c" "echo compiler exploded >&2; exit 3" ];
+      }};
+    }};
+  }};
+}}
+"#,
+            host = host.display()
+        ),
+    )
+    .unwrap();
+    let out = build(&nix, &flake, &["--format", "json", "--no-run"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    for name in ["slow-1.0", "fails-1.0"] {
+        assert!(
+            lines.contains(&format!("nix: building {name}").as_str()),
+            "{}",
+            out.stderr
+        );
+    }
+    // Only the 10 s tick prints while nothing finishes: the slow build is running then.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("nix: built 0/") && l.ends_with(" 1 running")),
+        "a tally while the slow build runs: {}",
+        out.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("nix: built 1/") && l.ends_with(", 1 failed")),
+        "the final tally: {}",
+        out.stderr
+    );
 }

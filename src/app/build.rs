@@ -1,7 +1,7 @@
 //! `build`: every cross target of a flake built by nix, then verified as one report; and
 //! `merge-reports`: per-target JSON reports from CI jobs folded into one verdict.
 
-use super::{Input, Options, conclude, progress, verify_inputs};
+use super::{Input, Options, conclude, verify_inputs};
 use crate::check::{CheckResult, Expected, ExpectedSource, ids};
 use crate::cli::VerifyArgs;
 use crate::error::{Error, Result, exit};
@@ -38,42 +38,50 @@ pub fn build(
             })?,
     };
     let attr = attr.replace("{system}", &system);
-    progress(&format!("nix: evaluating {flake}#{attr}…"));
-    let mut targets = nix::discover(flake, &attr).map_err(nix_error)?;
     let wanted: Vec<String> = if only.is_empty() {
         options.config.build.targets.clone().unwrap_or_default()
     } else {
         only.to_vec()
     };
-    if !wanted.is_empty() {
-        let known: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-        if let Some(missing) = wanted.iter().find(|w| !known.contains(w)) {
-            return Err(Error::Usage(format!(
-                "{flake} has no target {missing} under {attr}; it has: {}",
-                known.join(", ")
-            )));
-        }
-        targets.retain(|t| wanted.contains(&t.name));
+    eprintln!("nix: evaluating {flake}#{attr}…");
+    let found = nix::discover(flake, &attr, &wanted).map_err(nix_error)?;
+    if let Some(missing) = wanted.iter().find(|w| !found.known.contains(w)) {
+        return Err(Error::Usage(format!(
+            "{flake} has no target {missing} under {attr}; it has: {}",
+            found.known.join(", ")
+        )));
     }
-    if targets.is_empty() {
+    let targets = found.targets;
+    if targets.is_empty() && found.broken.is_empty() {
         return Err(Error::Usage(format!(
             "{flake} has no derivations under {attr}"
         )));
     }
 
     let outputs: Vec<&nix::Output> = targets.iter().flat_map(|t| &t.outputs).collect();
-    progress(&format!(
-        "nix: building {} outputs of {} targets…",
-        outputs.len(),
-        targets.len()
-    ));
-    let built = nix::build(flake, &attr, &outputs, &mut |line| {
-        progress(&format!("nix: {line}"))
-    })
-    .map_err(nix_error)?;
+    let mut artifacts: Vec<Artifact> = found
+        .broken
+        .iter()
+        .map(|b| eval_failure(flake, &attr, b))
+        .collect();
+    let built = if outputs.is_empty() {
+        Vec::new()
+    } else {
+        eprintln!(
+            "nix: building {} outputs of {} targets…",
+            outputs.len(),
+            targets.len()
+        );
+        nix::build(
+            flake,
+            &attr,
+            &outputs,
+            &mut nix::progress::Display::for_stderr(),
+        )
+        .map_err(nix_error)?
+    };
 
     let mut inputs = Vec::new();
-    let mut artifacts = Vec::new();
     let mut results = built.into_iter();
     for target in &targets {
         let configured = options
@@ -143,13 +151,33 @@ pub fn build(
     artifacts.extend(verified);
     let names = targets
         .iter()
-        .map(|t| format!("{flake}#{attr}.{}", t.name))
+        .map(|t| &t.name)
+        .chain(found.broken.iter().map(|b| &b.name))
+        .map(|name| format!("{flake}#{attr}.{name}"))
         .collect();
     conclude(
         Report::new(names, artifacts, options.strict),
         missing,
         &options,
         args,
+    )
+}
+
+/// A target asked for that does not evaluate: named, with nix's error.
+fn eval_failure(flake: &str, attr: &str, broken: &nix::Broken) -> Artifact {
+    let installable = format!("{flake}#{attr}.{}", broken.name);
+    problem(
+        &installable,
+        "",
+        CheckResult::fail(
+            ids::NIX_EVAL,
+            format!("target {} does not evaluate", broken.name),
+        )
+        .found(broken.error.clone())
+        .at(installable.clone())
+        .hint(format!(
+            "nix eval {installable} --show-trace shows the whole error"
+        )),
     )
 }
 

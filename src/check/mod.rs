@@ -18,6 +18,7 @@ pub mod ids {
     pub const ELF_IMPURE: &str = "elf.impure";
     pub const RUN_EXEC: &str = "run.exec";
     pub const RUN_OUTPUT: &str = "run.output";
+    pub const NIX_EVAL: &str = "nix.eval";
     pub const NIX_BUILD: &str = "nix.build";
     pub const BLOB_DIGEST: &str = "blob.digest";
     pub const BLOB_SIZE: &str = "blob.size";
@@ -31,6 +32,7 @@ pub mod ids {
 
     /// Every check in report order: integrity, platform truth, binary, run.
     pub const ALL: &[&str] = &[
+        NIX_EVAL,
         NIX_BUILD,
         BLOB_DIGEST,
         BLOB_SIZE,
