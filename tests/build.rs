@@ -495,3 +495,111 @@ fn a_ci_log_shows_each_build_and_a_tally_every_10_s(
         out.stderr
     );
 }
+
+/// The fixture flake with `checks` made by the repo's own nix/checks.nix, run by `nix flake
+/// check` with this build's mab-verify. Targets move to legacyPackages: flake check refuses
+/// nested sets under packages.
+fn flake_with_checks(dir: &Path) -> PathBuf {
+    let flake = fixture_flake(dir);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("nix/checks.nix"),
+        flake.join("checks.nix"),
+    )
+    .unwrap();
+    let tool = dir.join("tool");
+    std::fs::create_dir_all(tool.join("bin")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_mab-verify"),
+        tool.join("bin/mab-verify"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
+    let with_checks = text
+        .replacen(
+            "    in {\n",
+            &format!(
+                r#"      runCommand = name: env: script: builtins.derivation {{
+        inherit system name;
+        builder = "/bin/sh";
+        args = [ "-c" script ];
+        PATH = builtins.concatStringsSep ":" (map (p: "${{p}}/bin") env.nativeBuildInputs);
+      }};
+    in {{
+      checks.${{system}} = import ./checks.nix {{
+        inherit runCommand;
+        mab-verify = "{}";
+        flags = [ "--no-run" ];
+      }} self.legacyPackages.${{system}};
+"#,
+                tool.display()
+            ),
+            1,
+        )
+        .replacen("packages.${system} = {", "legacyPackages.${system} = {", 1)
+        // The liar as pkgsCross would make it: its stdenv says aarch64. (mab-verify reads a
+        // store name's triple only below /nix/store; the current nix's store is elsewhere.)
+        .replacen(
+            "aarch64-multiplatform.myproject = place \"multi-arch-demo-aarch64-unknown-linux-gnu-1.0.0-wrong\" \"",
+            "aarch64-multiplatform.myproject = { stdenv.hostPlatform.config = \"aarch64-unknown-linux-gnu\"; } // place \"multi-arch-demo-aarch64-unknown-linux-gnu-1.0.0-wrong\" \"",
+            1,
+        );
+    assert!(with_checks.contains("{ stdenv.hostPlatform.config = \"aarch64"));
+    std::fs::write(flake.join("flake.nix"), with_checks).unwrap();
+    flake
+}
+
+#[rstest]
+fn nix_flake_check_passes_honest_targets_and_fails_the_lying_one(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flake = flake_with_checks(dir.path());
+    let run = |args: &[&str]| {
+        let out = nix
+            .command("nix")
+            .args(args)
+            .current_dir(&flake)
+            .env("NIX_CONFIG", NIX_CONFIG)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = run(&["flake", "check", "--keep-going", "path:."]);
+    assert!(!ok, "the lying target fails flake check: {stderr}");
+    let failed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("builder for") && l.contains("failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert!(
+        failed[0].contains("mab-verify-aarch64-multiplatform.drv"),
+        "{stderr}"
+    );
+
+    let system = host_row().nix_system();
+    let honest = ["native", "aarch64", "armv7", "riscv64"];
+    let installables: Vec<String> = honest
+        .iter()
+        .map(|t| format!("path:.#checks.{system}.{t}"))
+        .collect();
+    let mut args = vec!["build", "--no-link", "--json"];
+    args.extend(installables.iter().map(String::as_str));
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    let built: Value = serde_json::from_str(&stdout).unwrap();
+    let built = built.as_array().unwrap();
+    assert_eq!(built.len(), honest.len());
+    for b in built {
+        let report: Value = serde_json::from_str(
+            &std::fs::read_to_string(b["outputs"]["out"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["verdict"], "pass", "{report:#}");
+        assert!(!artifacts(&report).is_empty());
+    }
+}
