@@ -603,3 +603,199 @@ fn nix_flake_check_passes_honest_targets_and_fails_the_lying_one(
         assert!(!artifacts(&report).is_empty());
     }
 }
+
+/// An sshd on a free loopback port, accepting one key made for the test; stopped on drop.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd(dir: &Path) -> Option<Sshd> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() || !Path::new("/run/sshd").is_dir() {
+        let why = "no /usr/sbin/sshd or /run/sshd (scripts/setup installs openssh-server)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI: {why}");
+        eprintln!("\n!!!!! SKIPPED remote builder: {why} !!!!!\n");
+        return None;
+    }
+    let keygen = |path: &Path| {
+        let ok = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ssh-keygen");
+    };
+    let (host_key, key) = (dir.join("host_key"), dir.join("client_key"));
+    keygen(&host_key);
+    keygen(&key);
+    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n",
+            host_key.display(),
+            dir.join("authorized_keys").display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ready when it accepts connections.
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 20, "sshd did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(Sshd { child, port, key })
+}
+
+/// The verdict-relevant content of a report, without store paths (they differ by nonce).
+fn verdicts(json: &Value) -> Vec<String> {
+    let mut rows: Vec<String> = artifacts(json)
+        .iter()
+        .map(|a| {
+            let checks: Vec<String> = a["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| format!("{}={}", c["id"], c["status"]))
+                .collect();
+            format!(
+                "{} {} {} {} run={} [{}]",
+                a["kind"],
+                a["platform"],
+                a["expected"]["target"],
+                a["expected"]["platform"],
+                a["run"]["stdout"],
+                checks.join(" ")
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[rstest]
+fn a_loopback_remote_builder_gives_the_same_verified_report(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sshd) = sshd(&dir.path().join("ssh").tap_mkdir()) else {
+        return;
+    };
+    // The builder must not share the local store's database (its output locks would deadlock
+    // on loopback): its nix sees a store dir of its own, bound over the same path in a private
+    // mount namespace, and its own state dir.
+    let (store_dir, program) = match version {
+        NixVersion::Debian => (
+            PathBuf::from("/nix/store"),
+            PathBuf::from("/usr/bin/nix-store"),
+        ),
+        NixVersion::Current => {
+            let bin = nix_versions::current_nix_bin();
+            (bin.parent().unwrap().join("store"), bin.join("nix-store"))
+        }
+    };
+    let remote_root = dir.path().join("builder").tap_mkdir();
+    std::fs::create_dir_all(remote_root.join("store")).unwrap();
+    let remote_program = remote_root.join("nix-store");
+    std::fs::write(
+        &remote_program,
+        format!(
+            "#!/bin/sh\nexec unshare --mount --propagation private -- /bin/sh -c 'mount --bind {root}/store {store} && NIX_STATE_DIR={root}/var/nix NIX_LOG_DIR={root}/var/log NIX_CONFIG=\"sandbox = false\nbuild-users-group =\nsubstituters =\" exec {program} \"$@\"' sh \"$@\"\n",
+            root = remote_root.display(),
+            store = store_dir.display(),
+            program = program.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &remote_program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // The user's machines line, unchanged: only NIX_CONFIG says where builds go.
+    let remote_program = format!("?remote-program={}", remote_program.display());
+    let system = host_row().nix_system();
+    let remote_config = format!(
+        "{NIX_CONFIG}max-jobs = 0\nbuilders = ssh://root@127.0.0.1{remote_program} {system} {} 2\nbuilders-use-substitutes = false\n",
+        sshd.key.display()
+    );
+    let ssh_opts = format!(
+        "-p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        sshd.port
+    );
+    let run = |nonce: &str, config: &str| {
+        let flake = fixture_flake(&dir.path().join(nonce).tap_mkdir());
+        let text = std::fs::read_to_string(flake.join("flake.nix")).unwrap();
+        // A nonce per build, so the store never holds these outputs already.
+        let fresh = text.replace(
+            "inherit system name;",
+            &format!(
+                "inherit system name; nonce = \"{nonce}-{:?}\";",
+                std::time::SystemTime::now()
+            ),
+        );
+        assert_ne!(fresh, text);
+        std::fs::write(flake.join("flake.nix"), fresh).unwrap();
+        let mut cmd = command();
+        cmd.env("NIX_CONFIG", config)
+            .env("NIX_SSHOPTS", &ssh_opts)
+            .env("PATH", &nix.path)
+            .arg("build")
+            .arg("--flake")
+            .arg(&flake)
+            .args([
+                "--format", "json", "--target", "native", "--target", "aarch64",
+            ]);
+        run_cmd(cmd)
+    };
+    let remote = run("remote", &remote_config);
+    assert_eq!(remote.code, 0, "{}{}", remote.stdout, remote.stderr);
+    assert!(
+        remote
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("nix: building ") && l.contains(" on ssh://root@127.0.0.1")),
+        "the builds went to the remote builder: {}",
+        remote.stderr
+    );
+    let local = run("local", NIX_CONFIG);
+    assert_eq!(local.code, 0, "{}{}", local.stdout, local.stderr);
+    assert!(!local.stderr.contains(" on ssh://"), "{}", local.stderr);
+    assert_eq!(verdicts(&remote.json()), verdicts(&local.json()));
+    assert!(!verdicts(&local.json()).is_empty());
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+
+impl TapMkdir for PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
