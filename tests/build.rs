@@ -576,8 +576,10 @@ fn nix_flake_check_passes_honest_targets_and_fails_the_lying_one(
         .filter(|l| l.contains("builder for") && l.contains("failed"))
         .collect();
     assert_eq!(failed.len(), 1, "{stderr}");
+    // Exit code 1 is a failed check (2 would be bad input, such as an --expect nix wrote wrong).
     assert!(
-        failed[0].contains("mab-verify-aarch64-multiplatform.drv"),
+        failed[0].contains("mab-verify-aarch64-multiplatform.drv")
+            && failed[0].contains("exit code 1"),
         "{stderr}"
     );
 
