@@ -801,3 +801,49 @@ impl TapMkdir for PathBuf {
         self
     }
 }
+
+/// On a terminal (a pty from util-linux `script`) progress is one live bar redrawn in place,
+/// not the CI log's lines.
+#[rstest]
+fn a_terminal_gets_a_live_bar_instead_of_lines(
+    #[values(NixVersion::Debian, NixVersion::Current)] version: NixVersion,
+) {
+    let Some(nix) = nix(version) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let flake = dir.path().join("flake");
+    std::fs::create_dir_all(&flake).unwrap();
+    let host = fixtures().hello_for(host_row()).unwrap();
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let system = host_row().nix_system();
+    std::fs::write(
+        flake.join("flake.nix"),
+        format!(
+            r#"{{ outputs = {{ self }}: {{ packages.{system}.native = builtins.derivation {{
+  system = "{system}"; name = "live-1.0"; nonce = "{nonce}"; builder = "/bin/sh";
+  args = [ "-c" "/bin/sleep 1; /bin/mkdir -p $out/bin; /bin/cp {host} $out/bin/multi-arch-demo" ];
+}}; }}; }}
+"#,
+            host = host.display()
+        ),
+    )
+    .unwrap();
+    let inner = format!(
+        "{} build --no-run --flake {}",
+        env!("CARGO_BIN_EXE_mab-verify"),
+        flake.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .env("PATH", &nix.path)
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\x1b[2K"),
+        "the bar redraws its line: {text:?}"
+    );
+    assert!(!text.contains("nix: building live-1.0"), "{text:?}");
+}
