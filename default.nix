@@ -1,4 +1,6 @@
 # mab-verify as a package, callPackage style: `pkgs.callPackage ./default.nix { }`.
+# Needs nix >= 2.18 with a current nixpkgs (lib.fileset uses builtins.readFileType; nixpkgs
+# itself refuses older nix); tested with Debian trixie's nix 2.26 and nixpkgs' lib.
 { lib, rustPlatform }:
 
 rustPlatform.buildRustPackage {
@@ -18,6 +20,7 @@ rustPlatform.buildRustPackage {
   meta = {
     description = "Verify that every platform's cross-built binary and image is what it claims to be";
     mainProgram = "mab-verify";
+    license = lib.licenses.mit;
     platforms = lib.platforms.linux;
   };
 }

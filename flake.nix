@@ -44,13 +44,8 @@
 
       # `nix flake check` verifies every demo target: headers, closure, and a run under qemu.
       checks = forAllSystems (pkgs:
-        lib.mapAttrs
-          (target: outputs:
-            pkgs.runCommand "mab-verify-demo-${target}"
-              { nativeBuildInputs = [ (toolFor pkgs) pkgs.qemu ]; }
-              ''
-                mab-verify --format json ${outputs.myproject} ${outputs.docker} > "$out"
-              '')
+        import ./nix/checks.nix
+          { inherit (pkgs) runCommand; mab-verify = toolFor pkgs; tools = [ pkgs.qemu ]; }
           (demoFor pkgs));
 
       apps = forAllSystems (pkgs: {

@@ -1,12 +1,18 @@
 //! Talks to the real `nix` CLI: discover a flake's cross targets, read what each is built for,
 //! build them all in one invocation with live progress, and find what each output became.
 
+mod discover;
+pub mod progress;
+
+pub use discover::{Broken, Discovery, discover};
+
 use crate::platform::Platform;
+use progress::{Display, Event, Parser, Tally};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{RecvTimeoutError, channel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NixError {
@@ -66,14 +72,17 @@ fn nix(args: &[&str]) -> Command {
     cmd
 }
 
-fn run_json(what: &str, args: &[&str]) -> Result<serde_json::Value, NixError> {
+pub(crate) fn run_json(what: &str, args: &[&str]) -> Result<serde_json::Value, NixError> {
     let out = nix(args)
         .output()
         .map_err(|e| NixError::Missing(e.to_string()))?;
     if !out.status.success() {
         return Err(NixError::Failed {
             what: what.to_string(),
-            message: tail(&String::from_utf8_lossy(&out.stderr), 15),
+            message: tail(
+                &progress::strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+                15,
+            ),
         });
     }
     serde_json::from_slice(&out.stdout).map_err(|e| NixError::Failed {
@@ -85,44 +94,6 @@ fn run_json(what: &str, args: &[&str]) -> Result<serde_json::Value, NixError> {
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The Nix expression applied to `packages.<system>`: every derivation one or two levels down,
-/// with its out and drv paths and, when present, its host platform.
-const DISCOVER: &str = r#"pkgs:
-let
-  isDrv = v: builtins.isAttrs v && (v.type or null) == "derivation";
-  info = attr: d: {
-    inherit attr;
-    name = d.name;
-    # Not outPath: toJSON turns any set with an outPath into that string.
-    out_path = d.outPath;
-    drv_path = d.drvPath;
-    host = if d ? stdenv && d.stdenv ? hostPlatform then (d.stdenv.hostPlatform.config or d.stdenv.hostPlatform.system or null) else null;
-  };
-in builtins.mapAttrs (target: v:
-  if isDrv v then [ (info target v) ]
-  else if builtins.isAttrs v then
-    builtins.filter (x: x != null) (builtins.attrValues (builtins.mapAttrs (o: d: if isDrv d then info "${target}.${o}" d else null) v))
-  else []) pkgs"#;
-
-/// Targets below `attr` (`packages.x86_64-linux`).
-pub fn discover(flake: &str, attr: &str) -> Result<Vec<Target>, NixError> {
-    let installable = format!("{flake}#{attr}");
-    let value = run_json(
-        "eval",
-        &["eval", "--json", &installable, "--apply", DISCOVER],
-    )?;
-    let map: BTreeMap<String, Vec<Output>> =
-        serde_json::from_value(value).map_err(|e| NixError::Failed {
-            what: "eval".into(),
-            message: e.to_string(),
-        })?;
-    Ok(map
-        .into_iter()
-        .filter(|(_, o)| !o.is_empty())
-        .map(|(name, outputs)| Target { name, outputs })
-        .collect())
 }
 
 /// The platform a target is for, and what said so.
@@ -163,13 +134,13 @@ pub enum Built {
 }
 
 /// Build every output in one `nix build`, so Nix schedules them (and any remote builders)
-/// itself; `--keep-going` so one failure does not hide the others. `progress` gets a line per
-/// build that starts or fails.
+/// itself; `--keep-going` so one failure does not hide the others. Progress goes to `display`:
+/// each derivation as it starts, the tally as it moves and at least every 10 s.
 pub fn build(
     flake: &str,
     attr: &str,
     outputs: &[&Output],
-    progress: &mut dyn FnMut(&str),
+    display: &mut Display,
 ) -> Result<Vec<Built>, NixError> {
     let installables: Vec<String> = outputs
         .iter()
@@ -178,7 +149,6 @@ pub fn build(
     let mut cmd = nix(&[
         "build",
         "--no-link",
-        "--json",
         "--keep-going",
         "--log-format",
         "internal-json",
@@ -188,29 +158,37 @@ pub fn build(
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| NixError::Missing(e.to_string()))?;
     let stderr = child.stderr.take().expect("piped");
+    // A reader thread, so that a silent stretch (one long build) still gets its tally.
+    let (send, lines) = channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut parser = Parser::default();
+    let mut tally = Tally::default();
     let mut errors = Vec::new();
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        let Some(json) = line.strip_prefix("@nix ") else {
-            continue;
-        };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(json) else {
-            continue;
-        };
-        match event["action"].as_str() {
-            // 105 is actBuild in Nix's logger: one per derivation being built.
-            Some("start") if event["type"] == 105 => {
-                if let Some(text) = event["text"].as_str() {
-                    progress(text);
+    loop {
+        match lines.recv_timeout(progress::TALLY_EVERY / 2) {
+            Ok(line) => {
+                let Some(event) = parser.parse(&line) else {
+                    continue;
+                };
+                match &event {
+                    Event::Tally(t) => tally = *t,
+                    Event::Error(e) => errors.push(e.clone()),
+                    Event::Started { .. } => {}
                 }
+                display.event(&event, tally);
             }
-            Some("msg") if event["level"].as_u64() == Some(0) => {
-                if let Some(text) = event["msg"].as_str() {
-                    errors.push(strip_ansi(text));
-                }
-            }
-            _ => {}
+            Err(RecvTimeoutError::Timeout) => display.tick(tally),
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    let _ = reader.join();
+    display.finish(tally);
     let status = child.wait().map_err(|e| NixError::Missing(e.to_string()))?;
     let mut results = Vec::new();
     for o in outputs {
@@ -241,11 +219,6 @@ pub fn build(
         }
     }
     Ok(results)
-}
-
-fn strip_ansi(text: &str) -> String {
-    let re = regex::Regex::new(r"\x1b\[[0-9;]*m").expect("static regex");
-    re.replace_all(text, "").into_owned()
 }
 
 pub fn available() -> Result<String, NixError> {

@@ -5,6 +5,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CheckId {
     NixBuild,
+    NixEval,
     BlobDigest,
     BlobSize,
     LayerDiffId,
@@ -38,6 +39,7 @@ pub enum Severity {
 impl CheckId {
     pub const ALL: &[CheckId] = &[
         CheckId::NixBuild,
+        CheckId::NixEval,
         CheckId::BlobDigest,
         CheckId::BlobSize,
         CheckId::LayerDiffId,
@@ -63,6 +65,7 @@ impl CheckId {
     pub const fn as_str(self) -> &'static str {
         match self {
             CheckId::NixBuild => "nix.build",
+            CheckId::NixEval => "nix.eval",
             CheckId::BlobDigest => "blob.digest",
             CheckId::BlobSize => "blob.size",
             CheckId::LayerDiffId => "layer.diff-id",
@@ -93,6 +96,7 @@ impl CheckId {
     pub const fn title(self) -> &'static str {
         match self {
             CheckId::NixBuild => "nix build",
+            CheckId::NixEval => "nix eval",
             CheckId::BlobDigest => "blob digests",
             CheckId::BlobSize => "blob sizes",
             CheckId::LayerDiffId => "layer diff_ids",
@@ -118,6 +122,7 @@ impl CheckId {
     /// What a pass proves: the README's check table says exactly this.
     pub const fn docs(self) -> &'static str {
         match self {
+            CheckId::NixEval => "a flake target that was asked for evaluates; a broken one is named with nix's error and does not hide the others (`mab-verify build`)",
             CheckId::NixBuild => {
                 "a flake target built, and something says which platform it is for (`mab-verify build`)"
             }

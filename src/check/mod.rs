@@ -35,10 +35,12 @@ pub mod ids {
     pub const INDEX_EXPECTED: &str = CheckId::IndexExpected.as_str();
     pub const INDEX_MEDIA_TYPES: &str = CheckId::IndexMediaTypes.as_str();
     pub const INDEX_EMPTY: &str = CheckId::IndexEmpty.as_str();
+    pub const NIX_EVAL: &str = CheckId::NixEval.as_str();
 
     /// Every check in report order: integrity, platform truth, binary, run.
     pub const ALL: &[&str] = &[
         NIX_BUILD,
+        NIX_EVAL,
         BLOB_DIGEST,
         BLOB_SIZE,
         LAYER_DIFF_ID,

@@ -1,4 +1,5 @@
-//! The `nix.build` check: did a flake target build, and does anything say what platform it is for.
+//! The `nix.eval` and `nix.build` checks: did a flake target evaluate and build, and does anything
+//! say what platform it is for.
 
 use super::{CheckResult, ids};
 
@@ -23,4 +24,14 @@ pub fn failed(output: &str, log_tail: Option<String>, drv_path: &str) -> CheckRe
         )
         .at(drv_path.to_string())
         .hint(format!("nix log {drv_path} shows the whole build log"))
+}
+
+/// A target asked for that does not evaluate: named, with nix's error.
+pub fn eval_failed(target: &str, error: &str, installable: &str) -> CheckResult {
+    CheckResult::fail(ids::NIX_EVAL, format!("target {target} does not evaluate"))
+        .found(error.to_string())
+        .at(installable.to_string())
+        .hint(format!(
+            "nix eval {installable} --show-trace shows the whole error"
+        ))
 }

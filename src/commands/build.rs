@@ -37,42 +37,58 @@ pub fn build(
             })?,
     };
     let attr = attr.replace("{system}", &system);
-    progress(&format!("nix: evaluating {flake}#{attr}…"));
-    let mut targets = nix::discover(flake, &attr).map_err(nix_error)?;
     let wanted: Vec<String> = if only.is_empty() {
         options.build.targets.clone().unwrap_or_default()
     } else {
         only.to_vec()
     };
-    if !wanted.is_empty() {
-        let known: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-        if let Some(missing) = wanted.iter().find(|w| !known.contains(w)) {
-            return Err(Error::Usage(format!(
-                "{flake} has no target {missing} under {attr}; it has: {}",
-                known.join(", ")
-            )));
-        }
-        targets.retain(|t| wanted.contains(&t.name));
+    progress(&format!("nix: evaluating {flake}#{attr}…"));
+    // Only the targets asked for are evaluated, so a broken sibling hides nothing.
+    let found = nix::discover(flake, &attr, &wanted).map_err(nix_error)?;
+    if let Some(missing) = wanted.iter().find(|w| !found.known.contains(w)) {
+        return Err(Error::Usage(format!(
+            "{flake} has no target {missing} under {attr}; it has: {}",
+            found.known.join(", ")
+        )));
     }
-    if targets.is_empty() {
+    let targets = found.targets;
+    if targets.is_empty() && found.broken.is_empty() {
         return Err(Error::Usage(format!(
             "{flake} has no derivations under {attr}"
         )));
     }
 
     let outputs: Vec<&nix::Output> = targets.iter().flat_map(|t| &t.outputs).collect();
-    progress(&format!(
-        "nix: building {} outputs of {} targets…",
-        outputs.len(),
-        targets.len()
-    ));
-    let built = nix::build(flake, &attr, &outputs, &mut |line| {
-        progress(&format!("nix: {line}"))
-    })
-    .map_err(nix_error)?;
+    let mut artifacts: Vec<_> = found
+        .broken
+        .iter()
+        .map(|b| {
+            let installable = format!("{flake}#{attr}.{}", b.name);
+            pipeline::unbuilt(
+                &installable,
+                "",
+                check::nix::eval_failed(&b.name, &b.error, &installable),
+            )
+        })
+        .collect();
+    let built = if outputs.is_empty() {
+        Vec::new()
+    } else {
+        progress(&format!(
+            "nix: building {} outputs of {} targets…",
+            outputs.len(),
+            targets.len()
+        ));
+        nix::build(
+            flake,
+            &attr,
+            &outputs,
+            &mut nix::progress::Display::for_stderr(),
+        )
+        .map_err(nix_error)?
+    };
 
     let mut inputs = Vec::new();
-    let mut artifacts = Vec::new();
     let mut results = built.into_iter();
     for target in &targets {
         let configured = options
@@ -122,7 +138,9 @@ pub fn build(
     artifacts.extend(verified);
     let names = targets
         .iter()
-        .map(|t| format!("{flake}#{attr}.{}", t.name))
+        .map(|t| &t.name)
+        .chain(found.broken.iter().map(|b| &b.name))
+        .map(|name| format!("{flake}#{attr}.{name}"))
         .collect();
     conclude(
         Report::new(names, artifacts, options.strict),

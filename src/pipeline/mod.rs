@@ -18,7 +18,6 @@ use crate::settings::{ExpectedPlatform, Settings};
 pub use binaries::{Outcome, verify_binaries};
 pub use image::verify_set;
 pub use output::print_report;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `--quiet`: progress lines are not printed.
@@ -119,8 +118,9 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
     Ok((outcome.report.artifacts, outcome.missing_emulators))
 }
 
+/// One line per step on stderr, on a terminal and in CI logs alike; nothing with `--quiet`.
 pub fn progress(message: &str) {
-    if !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal() {
+    if !QUIET.load(Ordering::Relaxed) {
         eprintln!("{message}");
     }
 }
