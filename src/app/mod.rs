@@ -29,7 +29,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             print!("{}", platforms_table());
             Ok(exit::OK)
         }
-        Some(Command::Demo { out, verify }) => demo(out, &verify),
+        Some(Command::Demo { out, verify }) => demo(&out, &verify),
         Some(Command::Build {
             flake,
             system,
@@ -833,73 +833,14 @@ fn artifact(p: Prepared, run: RunReport, options: &Options) -> Artifact {
     }
 }
 
-fn demo(out: Option<PathBuf>, args: &VerifyArgs) -> Result<u8> {
-    let temp;
-    let out_dir = match out {
-        Some(d) => d,
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("mab-demo-")
-                .tempdir()
-                .map_err(|e| Error::Io {
-                    context: "creating a temporary directory".into(),
-                    source: e,
-                })?;
-            temp.path().to_path_buf()
-        }
-    };
-    let mut targets = Vec::new();
-    for arch in ARCHES {
-        if let Some(why) = crate::demo::missing_toolchain(arch) {
-            eprintln!("demo: skipping {}: {why}", Platform::linux(arch).oci());
-            continue;
-        }
-        eprintln!("demo: building for {}…", Platform::linux(arch).oci());
-        let dir = out_dir.join(arch.key());
-        match crate::demo::build_hello(arch, &dir) {
-            Ok(path) => {
-                let mut found = discover(&path, false)?;
-                for t in &mut found {
-                    t.display = format!(
-                        "{}/{}",
-                        arch.key(),
-                        path.file_name()
-                            .map(|n| n.to_string_lossy().to_string())
-                            .unwrap_or_default()
-                    );
-                }
-                for t in &mut found {
-                    // Each demo binary is held to the platform it was built for.
-                    t.declared = Some(Expected {
-                        platform: Platform::linux(arch),
-                        source: ExpectedSource::BuildTarget {
-                            target: arch.nix_system(),
-                        },
-                    });
-                }
-                targets.extend(found);
-            }
-            Err(e) => eprintln!("demo: {} failed to build: {e}", Platform::linux(arch).oci()),
-        }
-    }
-    if targets.is_empty() {
-        return Err(Error::Environment {
-            what: "no cross toolchain is installed, so there is nothing to build".into(),
-            hint: "run ./scripts/setup (apt-get installs the toolchains and qemu-user)".into(),
-        });
-    }
+fn demo(out: &Path, args: &VerifyArgs) -> Result<u8> {
     let options = Options::from_args(args)?;
-    let artifacts = verify(vec![], targets, &options).report.artifacts;
-    let report = Report::new(
-        vec![out_dir.display().to_string()],
-        artifacts,
-        options.strict,
-    );
-    print_report(&report, args);
-    Ok(match report.verdict {
-        report::Verdict::Pass => exit::OK,
-        report::Verdict::Fail => exit::CHECK_FAILED,
-    })
+    let outcome = crate::demo::output::run(out, &options)?;
+    let refused = outcome.assemble_refused.is_some();
+    let next = outcome.next_steps();
+    let code = conclude(outcome.report, outcome.missing_emulators, &options, args)?;
+    eprint!("{next}");
+    Ok(if refused { exit::CHECK_FAILED } else { code })
 }
 
 /// `assemble`: stage next to the output, verify what was staged with the full image checks,
