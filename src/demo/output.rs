@@ -170,7 +170,7 @@ impl Outcome {
             .iter()
             .find(|p| !p.arch.is_host())
             .or(self.built.first());
-        out.push_str("demo: try next (README \"Try it on the demo's files\"):\n");
+        out.push_str("demo: try next (the README's examples use these files):\n");
         if let Some(p) = example {
             let name = platform_file_name(p);
             out.push_str(&format!(
