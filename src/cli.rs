@@ -14,7 +14,7 @@ Examples:
   mab-verify --expect linux/amd64 --expect linux/arm64 app.oci.tar   multi-arch index
   mab-verify --platform linux/arm64 app.oci.tar       only that platform's image
   mab-verify platforms                                every platform name it accepts
-  mab-verify demo                                     build the bundled demo for every platform here and verify it
+  mab-verify demo                                     build, image and assemble the bundled demo into ./mab-demo, verify it
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 bad input or usage,
 3 the environment lacks something required (qemu with --require-run).";
@@ -136,11 +136,12 @@ pub enum Command {
         #[command(flatten)]
         verify: Box<VerifyFlags>,
     },
-    /// Build the bundled demo for every platform whose toolchain is installed, then verify it.
+    /// Build the bundled demo for every platform here, image and assemble it, verify it all.
     Demo {
-        /// Keep the built binaries here instead of a temporary directory.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        /// Keep the binaries, images, multi-arch archive and reports here (a rerun replaces a
+        /// previous demo output; any other non-empty directory is refused).
+        #[arg(long, value_name = "DIR", default_value = crate::demo::output::DEFAULT_DIR)]
+        out: PathBuf,
         #[command(flatten)]
         verify: Box<VerifyFlags>,
     },

@@ -4,6 +4,10 @@
 //! row's [`Toolchain`](crate::platform::Toolchain) and loader fields in the platform table.
 //! Rows with a Rust target get `demo/hello.rs` built by Debian's `/usr/bin/rustc` with the
 //! row's gcc as linker; rows without one get `demo/hello.c` built by gcc.
+//! [`output`] is `mab-verify demo --out DIR`; [`image`] wraps a built binary in an image.
+
+pub mod image;
+pub mod output;
 
 use crate::platform::Arch;
 use std::ffi::OsString;
@@ -48,6 +52,10 @@ pub enum DemoError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot make an image of the {system} demo: {reason}")]
+    Image { system: String, reason: String },
+    #[error("cannot write the demo image: {0}")]
+    Write(#[from] crate::write::WriteError),
 }
 
 /// Variants of `demo/hello.c` for run-check tests (the `MAB_BEHAVIOUR` macro).

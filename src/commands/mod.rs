@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             print!("{}", platforms::platforms_table());
             Ok(exit::OK)
         }
-        Some(Command::Demo { out, verify }) => demo::demo(out, &verify),
+        Some(Command::Demo { out, verify }) => demo::demo(&out, &verify),
         Some(Command::Build {
             flake,
             system,
