@@ -599,6 +599,8 @@ fn choose_root(
     sysroot: Option<&Path>,
 ) -> Option<Root> {
     if let Some(dir) = sysroot {
+        // Runs start in a temporary directory: a relative --sysroot must not depend on it.
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         return Some(Root::new(dir, RootOrigin::Sysroot));
     }
     let loader_in_store = interp.is_none_or(|i| i.starts_with("/nix/store/"));
@@ -648,6 +650,9 @@ fn execute(p: &Prepared, options: &Options, overrides: &run::EmulatorOverrides) 
         return RunReport::NotRun {
             reason: "--no-run".into(),
         };
+    }
+    if let Some((reason, hint)) = crate::check::elf::foreign_run_skip(&p.facts) {
+        return RunReport::Skipped { reason, hint };
     }
     if let Err(reason) = runnable(p) {
         return RunReport::NotRun { reason };
@@ -990,37 +995,5 @@ fn assemble(request: &crate::assemble::Request, args: &VerifyArgs) -> Result<u8>
 }
 
 pub fn platforms_table() -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<14} {:<18} {:<12} {:<5} {:<6} {:<34} {:<16} verified",
-        "oci", "nix system", "rust ARCH", "class", "order", "glibc loader", "qemu"
-    );
-    for a in ARCHES {
-        let _ = writeln!(
-            out,
-            "{:<14} {:<18} {:<12} {:<5} {:<6} {:<34} {:<16} {}",
-            Platform::linux(a).oci(),
-            a.nix_system(),
-            a.rust_arch,
-            a.class.bits(),
-            a.byte_order.short(),
-            a.glibc_loader,
-            a.qemu,
-            match a.verified {
-                crate::platform::Verified::Fixture => "fixture",
-                crate::platform::Verified::Unverified => "unverified",
-            }
-        );
-        let mut names: Vec<&str> = a
-            .pkgs_cross_glibc
-            .iter()
-            .chain(a.pkgs_cross_musl)
-            .copied()
-            .collect();
-        names.extend(a.triples());
-        let _ = writeln!(out, "    also: {}", names.join(", "));
-    }
-    out
+    crate::platform::listing::table()
 }

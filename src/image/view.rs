@@ -204,7 +204,7 @@ impl View {
             } => {
                 let counts = match &f.identity {
                     Identity::Elf(e) => e.is_executable(),
-                    Identity::MachO(_) | Identity::Pe(_) => *executable,
+                    Identity::MachO(_) | Identity::Pe(_) | Identity::Wasm(_) => *executable,
                     Identity::Corrupt { .. } | Identity::NotBinary { .. } => false,
                 };
                 counts.then_some((p, f.as_ref()))
