@@ -522,9 +522,21 @@ fn library_libc_evidence(elf: &ElfFacts, libc: Libc) -> String {
     }
 }
 
-/// Why a foreign executable (Mach-O, PE, wasm) was not run: these never run here, so
+/// Why a foreign executable (Mach-O, PE, wasm, another OS's ELF) was not run: these never run here, so
 /// `--require-run` must count them as not run rather than as nothing to run.
 pub fn foreign_run_skip(facts: &BinaryFacts) -> Option<(String, String)> {
+    if let Some(elf) = facts.elf() {
+        let os = elf
+            .os
+            .filter(|os| *os != Os::Linux && elf.is_executable())?;
+        return Some((
+            format!("a {} ELF cannot be run on this Linux host", os.title()),
+            format!(
+                "run it on {}; --require-run counts it as not run",
+                os.title()
+            ),
+        ));
+    }
     let f = facts.foreign().filter(|f| f.executable)?;
     let name = match &facts.identity {
         Identity::MachO(_) => "Mach-O",

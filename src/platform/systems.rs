@@ -16,7 +16,8 @@ pub struct System {
     pub libc: Option<Libc>,
     /// What nixpkgs gives as `rust.rustcTarget`.
     pub rust_target: &'static str,
-    /// Whether the test suite checks a real binary of this OS, row and libc.
+    /// Whether the test suite checks a real binary of this OS, row and libc (Debian's cross
+    /// builds in tests/support, Zig and Go builds in tests/foreign_platforms.rs).
     pub verified: Verified,
 }
 
@@ -49,7 +50,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "aarch64",
         libc: Some(Libc::LibSystem),
         rust_target: "aarch64-apple-darwin",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "aarch64-embedded",
@@ -85,7 +86,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "aarch64",
         libc: Some(Libc::Musl),
         rust_target: "aarch64-unknown-linux-musl",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "aarch64-unknown-uefi",
@@ -337,7 +338,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Ucrt),
         rust_target: "x86_64-pc-windows-gnu",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "mingw-ucrt-x86_64-llvm",
@@ -463,7 +464,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "powerpc64le",
         libc: Some(Libc::Musl),
         rust_target: "powerpc64le-unknown-linux-musl",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "musl32",
@@ -472,7 +473,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "i686",
         libc: Some(Libc::Musl),
         rust_target: "i686-unknown-linux-musl",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "musl64",
@@ -481,7 +482,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Musl),
         rust_target: "x86_64-unknown-linux-musl",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "muslpi",
@@ -490,7 +491,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "armv6l",
         libc: Some(Libc::Musl),
         rust_target: "arm-unknown-linux-musleabihf",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "or1k",
@@ -580,7 +581,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "armv6l",
         libc: Some(Libc::Glibc),
         rust_target: "arm-unknown-linux-gnueabihf",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "remarkable1",
@@ -643,7 +644,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "riscv64",
         libc: Some(Libc::Musl),
         rust_target: "riscv64gc-unknown-linux-musl",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "rx-embedded",
@@ -688,7 +689,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Ucrt),
         rust_target: "x86_64-pc-windows-gnu",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "ucrtAarch64",
@@ -715,7 +716,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "wasm32",
         libc: Some(Libc::Wasilibc),
         rust_target: "wasm32-wasip1",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "wasm32-unknown-none",
@@ -742,7 +743,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::LibSystem),
         rust_target: "x86_64-apple-darwin",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "x86_64-embedded",
@@ -760,7 +761,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Fblibc),
         rust_target: "x86_64-unknown-freebsd",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "x86_64-netbsd",
@@ -769,7 +770,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Nblibc),
         rust_target: "x86_64-unknown-netbsd",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "x86_64-netbsd-llvm",
