@@ -356,3 +356,25 @@ fn a_go_amd64_v3_binary_warns_in_a_plain_amd64_slot() {
     let out = verify(&bin, Some("linux/amd64"));
     assert_eq!(out.check("elf.abi")["status"], "warn", "{}", out.stdout);
 }
+
+#[test]
+fn a_go_amd64_v3_binary_fails_a_v2_slot_and_fits_v3() {
+    let Some(bin) = go_build(
+        "go-amd64-v3",
+        &[("GOOS", "linux"), ("GOARCH", "amd64"), ("GOAMD64", "v3")],
+    ) else {
+        return;
+    };
+    let v2 = verify(&bin, Some("linux/amd64/v2"));
+    assert_eq!(v2.check("elf.abi")["status"], "fail", "{}", v2.stdout);
+    assert_eq!(v2.code, 1);
+    for slot in ["linux/amd64/v3", "linux/amd64/v4"] {
+        let out = verify(&bin, Some(slot));
+        assert_eq!(
+            out.check("elf.abi")["status"],
+            "pass",
+            "{slot}: {}",
+            out.stdout
+        );
+    }
+}

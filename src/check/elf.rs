@@ -365,11 +365,7 @@ fn abi(elf: &ElfFacts, expected: &Expected, at: &str) -> CheckResult {
 /// on newer CPUs.
 fn x86_level(elf: &ElfFacts, expected: &Expected) -> Option<CheckResult> {
     let needed = elf.x86_level.filter(|l| *l > 1)?;
-    let promised = expected
-        .platform
-        .arch
-        .oci_variant
-        .and_then(|v| v.strip_prefix('v')?.parse::<u8>().ok());
+    let promised = expected.platform.level;
     let source = if elf.go.as_ref().and_then(|g| g.amd64_level()).is_some() {
         "GOAMD64"
     } else {

@@ -76,6 +76,7 @@ impl ElfFacts {
             os: self.os.unwrap_or(Os::Linux),
             arch,
             libc: self.libc,
+            level: None,
         })
     }
 

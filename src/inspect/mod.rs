@@ -86,6 +86,7 @@ impl BinaryFacts {
                             os: os.unwrap_or(default_os),
                             arch,
                             libc: f.libc,
+                            level: None,
                         })
                     })
                     .collect()

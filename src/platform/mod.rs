@@ -106,6 +106,9 @@ impl PartialEq for Arch {
 }
 impl Eq for Arch {}
 
+/// Rows whose OCI variants are microarchitecture levels (v1 baseline … v4).
+const LEVELLED: &[&str] = &["x86_64"];
+
 /// Guests a host CPU runs without an emulator, by row key: (host, guest).
 const NATIVE_GUESTS: &[(&str, &str)] = &[("x86_64", "i686"), ("aarch64", "armv7l")];
 
@@ -191,6 +194,11 @@ impl Arch {
         })
     }
 
+    /// Whether `vN` variants of this row are x86-64 levels.
+    pub fn has_levels(&self) -> bool {
+        LEVELLED.contains(&self.key)
+    }
+
     pub fn is_host(&self) -> bool {
         Arch::host() == Some(self)
     }
@@ -270,6 +278,9 @@ pub struct Platform {
     pub os: Os,
     pub arch: &'static Arch,
     pub libc: Option<Libc>,
+    /// The x86-64 microarchitecture level a slot promises (`linux/amd64/v3`): OCI variants
+    /// containerd uses for amd64. `None` means baseline.
+    pub level: Option<u8>,
 }
 
 impl Platform {
@@ -278,11 +289,15 @@ impl Platform {
             os: Os::Linux,
             arch,
             libc: None,
+            level: None,
         }
     }
 
-    /// OCI notation: `linux/arm/v7`, `linux/amd64`, `freebsd/amd64`, `wasip1/wasm`.
+    /// OCI notation: `linux/arm/v7`, `linux/amd64`, `linux/amd64/v3`, `wasip1/wasm`.
     pub fn oci(&self) -> String {
+        if let Some(level) = self.level {
+            return format!("{}/{}/v{level}", self.os.as_str(), self.arch.oci_arch);
+        }
         match self.arch.oci_variant {
             Some(v) => format!("{}/{}/{}", self.os.as_str(), self.arch.oci_arch, v),
             None => format!("{}/{}", self.os.as_str(), self.arch.oci_arch),

@@ -59,6 +59,7 @@ impl Platform {
                 os,
                 arch: super::Arch::by_key(s.arch).expect("systems name table rows"),
                 libc: None,
+                level: None,
             });
         }
         // Bare architecture words are only accepted when they name exactly one row.
@@ -105,6 +106,7 @@ fn pinned(arch: &'static Arch, libc: Libc) -> Platform {
         os: Os::Linux,
         arch,
         libc: Some(libc),
+        level: None,
     }
 }
 
@@ -113,6 +115,7 @@ pub(super) fn system_platform(s: &System) -> Platform {
         os: s.os,
         arch: Arch::by_key(s.arch).expect("every system names a row of ARCHES"),
         libc: s.libc,
+        level: None,
     }
 }
 
@@ -133,6 +136,21 @@ fn parse_oci(name: &str) -> Option<Platform> {
     if parts.next().is_some() {
         return None;
     }
+    if let Some(level) = variant
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|n| n.parse::<u8>().ok())
+        .filter(|n| (1..=4).contains(n))
+        && let Some(arch) = ARCHES
+            .iter()
+            .find(|a| a.has_levels() && a.oci_arch == arch_name && a.oses().contains(&os))
+    {
+        return Some(Platform {
+            os,
+            arch,
+            libc: None,
+            level: (level > 1).then_some(level),
+        });
+    }
     let arch = ARCHES.iter().find(|a| {
         a.oci_arch == arch_name
             && a.oses().contains(&os)
@@ -145,6 +163,7 @@ fn parse_oci(name: &str) -> Option<Platform> {
         os,
         arch,
         libc: None,
+        level: None,
     })
 }
 
@@ -170,6 +189,7 @@ pub fn all_names() -> Vec<String> {
                     os,
                     arch: a,
                     libc: None,
+                    level: None,
                 }
                 .oci(),
             );

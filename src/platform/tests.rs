@@ -11,6 +11,7 @@ fn every_name_round_trips_to_its_row() {
                 os,
                 arch,
                 libc: None,
+                level: None,
             };
             let parsed = Platform::parse(&p.oci()).unwrap();
             assert_eq!((parsed.os, parsed.arch), (os, arch), "{}", p.oci());
@@ -73,6 +74,7 @@ fn no_name_belongs_to_two_rows() {
                     os,
                     arch,
                     libc: None,
+                    level: None,
                 }
                 .oci(),
             );
@@ -330,4 +332,19 @@ fn every_linux_attribute_maps_to_its_oci_platform() {
         let back = Platform::parse(&p.oci()).unwrap();
         assert_eq!((back.os, back.arch), (Os::Linux, p.arch), "{}", s.attr);
     }
+}
+
+#[test]
+fn amd64_levels_are_variants_of_one_row() {
+    for level in 2..=4u8 {
+        let name = format!("linux/amd64/v{level}");
+        let p = Platform::parse(&name).unwrap();
+        assert_eq!(
+            (p.arch.key(), p.level, p.oci()),
+            ("x86_64", Some(level), name)
+        );
+    }
+    assert_eq!(Platform::parse("linux/amd64/v1").unwrap().level, None);
+    assert!(Platform::parse("linux/amd64/v5").is_err());
+    assert!(Platform::parse("linux/arm64/v3").is_err());
 }
