@@ -119,13 +119,13 @@ pub static ARCHES: &[Arch] = &[
         musl_loader: "/lib/ld-musl-armhf.so.1",
         qemu: "qemu-arm",
         glibc_triples: &[
-            "armv7-unknown-linux-gnueabihf",
             "armv7l-unknown-linux-gnueabihf",
+            "armv7-unknown-linux-gnueabihf",
             "arm-linux-gnueabihf",
         ],
         musl_triples: &[
-            "armv7-unknown-linux-musleabihf",
             "armv7l-unknown-linux-musleabihf",
+            "armv7-unknown-linux-musleabihf",
         ],
         other_names: &["armv7l", "armv7", "armhf"],
         macho_cpu_type: None,
@@ -157,12 +157,12 @@ pub static ARCHES: &[Arch] = &[
         musl_loader: "/lib/ld-musl-armhf.so.1",
         qemu: "qemu-arm",
         glibc_triples: &[
-            "arm-unknown-linux-gnueabihf",
             "armv6l-unknown-linux-gnueabihf",
+            "arm-unknown-linux-gnueabihf",
         ],
         musl_triples: &[
-            "arm-unknown-linux-musleabihf",
             "armv6l-unknown-linux-musleabihf",
+            "arm-unknown-linux-musleabihf",
         ],
         other_names: &["armv6l", "armv6"],
         macho_cpu_type: None,
@@ -189,8 +189,8 @@ pub static ARCHES: &[Arch] = &[
         musl_loader: "/lib/ld-musl-arm.so.1",
         qemu: "qemu-arm",
         glibc_triples: &[
-            "armv5te-unknown-linux-gnueabi",
             "armv5tel-unknown-linux-gnueabi",
+            "armv5te-unknown-linux-gnueabi",
             "arm-linux-gnueabi",
         ],
         musl_triples: &[
@@ -331,8 +331,8 @@ pub static ARCHES: &[Arch] = &[
         musl_loader: "/lib/ld-musl-riscv64.so.1",
         qemu: "qemu-riscv64",
         glibc_triples: &[
-            "riscv64gc-unknown-linux-gnu",
             "riscv64-unknown-linux-gnu",
+            "riscv64gc-unknown-linux-gnu",
             "riscv64-linux-gnu",
         ],
         musl_triples: &["riscv64gc-unknown-linux-musl", "riscv64-unknown-linux-musl"],
