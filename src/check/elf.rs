@@ -1,9 +1,10 @@
 //! The `elf.*` checks: pure functions from a binary's facts and its expected platform to results.
 
 use super::{CheckResult, Expected, ids};
+use crate::inspect::ForeignFacts;
 use crate::inspect::closure::ClosureFacts;
 use crate::inspect::{BinaryFacts, ElfFacts, Identity, Linkage};
-use crate::platform::{Libc, Os, Platform, arches_for_loader};
+use crate::platform::{AbiFit, Format, Libc, Os, Platform, arches_for_loader, os_of_loader};
 
 /// Whether the loader/library checks could look anywhere.
 #[derive(Debug, Clone, Copy)]
@@ -43,12 +44,20 @@ pub fn check_binary(ctx: &BinaryContext<'_>) -> Vec<CheckResult> {
         return out;
     }
     let Identity::Elf(elf) = &ctx.facts.identity else {
-        // Mach-O and PE: the machine is all that can be checked here.
+        // Mach-O, PE and wasm: machine, OS (in elf.format) and C runtime.
         let mut out = vec![format, machine(ctx)];
+        out.push(CheckResult::skip(
+            ids::ELF_ABI,
+            "not an ELF; no ABI flags to compare",
+        ));
+        out.push(match ctx.facts.foreign() {
+            Some(f) => foreign_runtime(f, ctx.expected),
+            None => CheckResult::skip(ids::ELF_INTERP, "not an ELF"),
+        });
         out.extend(
-            elf_ids[1..]
+            elf_ids[3..]
                 .iter()
-                .map(|id| CheckResult::skip(id, "not an ELF; only its machine is checked")),
+                .map(|id| CheckResult::skip(id, "not an ELF; loader and libraries not followed")),
         );
         return out;
     };
@@ -56,7 +65,7 @@ pub fn check_binary(ctx: &BinaryContext<'_>) -> Vec<CheckResult> {
     let machine_ok = machine.status == super::Status::Pass;
     let mut out = vec![format, machine];
     if machine_ok {
-        out.push(abi(elf, ctx.expected));
+        out.push(abi(elf, ctx.expected, ctx.path));
     } else {
         out.push(CheckResult::skip(
             ids::ELF_ABI,
@@ -76,52 +85,149 @@ fn platform_of(facts: &BinaryFacts) -> String {
         .map_or_else(|| "no known platform".to_string(), |p| p.oci())
 }
 
+fn format_of(identity: &Identity) -> Option<Format> {
+    match identity {
+        Identity::Elf(_) => Some(Format::Elf),
+        Identity::MachO(_) => Some(Format::MachO),
+        Identity::Pe(_) => Some(Format::Pe),
+        Identity::Wasm(_) => Some(Format::Wasm),
+        _ => None,
+    }
+}
+
 fn format(ctx: &BinaryContext<'_>) -> CheckResult {
-    let want = match ctx.expected.platform.os {
-        Os::Linux => "ELF",
-        Os::Darwin => "Mach-O",
-        Os::Windows => "PE",
-    };
+    let expected = ctx.expected.platform;
+    let want = expected.format().as_str();
     let at = ctx.path;
+    let Some(found) = format_of(&ctx.facts.identity) else {
+        return unreadable(at, ctx.facts, want);
+    };
+    if found.as_str() != want {
+        return CheckResult::fail(ids::ELF_FORMAT, "wrong executable format")
+            .expected(format!("{want} ({})", expected.oci()))
+            .found(found.as_str())
+            .at(at)
+            .hint(format!(
+                "a {} build produces {want}; this output was built for another OS: check the flake attribute or --target",
+                expected.os.title()
+            ));
+    }
     match &ctx.facts.identity {
-        Identity::Elf(e) => match (e.linkage, ctx.expected.platform.os) {
-            (_, os) if os != Os::Linux => {
-                CheckResult::fail(ids::ELF_FORMAT, "wrong executable format")
-                    .expected(want)
-                    .found("ELF")
-                    .at(at)
-                    .hint(format!(
-                        "a {} build should produce {want}; check the cross target",
-                        os.as_str()
-                    ))
-            }
-            (Linkage::Object, _) => {
-                CheckResult::fail(ids::ELF_FORMAT, "an object file, not an executable")
+        Identity::Elf(e) => {
+            if e.linkage == Linkage::Object {
+                return CheckResult::fail(ids::ELF_FORMAT, "an object file, not an executable")
                     .expected("ELF executable or shared library")
                     .found(format!("{:?}", e.elf_type))
                     .at(at)
                     .hint(
                         "point mab-verify at the linked output (bin/…), not an intermediate object",
-                    )
+                    );
             }
-            (linkage, _) => {
-                CheckResult::pass(ids::ELF_FORMAT, format!("ELF {}", linkage_text(linkage, e)))
-            }
-        },
-        Identity::MachO(_) if ctx.expected.platform.os == Os::Darwin => {
-            CheckResult::pass(ids::ELF_FORMAT, "Mach-O executable")
-        }
-        Identity::Pe(_) if ctx.expected.platform.os == Os::Windows => {
-            CheckResult::pass(ids::ELF_FORMAT, "PE executable")
-        }
-        Identity::MachO(_) | Identity::Pe(_) => {
-            CheckResult::fail(ids::ELF_FORMAT, "wrong executable format")
-                .expected(want)
-                .found(ctx.facts.kind())
+            let evidence = e.os_evidence.as_deref().unwrap_or("nothing");
+            match e.os {
+                Some(os) if os != expected.os => wrong_os(expected, os, evidence, at),
+                None if expected.os.brands_its_elves() => CheckResult::fail(
+                    ids::ELF_FORMAT,
+                    format!("nothing marks this ELF as {}", expected.os.title()),
+                )
+                .expected(format!(
+                    "an ELF branded {} (EI_OSABI, ABI note or loader)",
+                    expected.os.title()
+                ))
+                .found("no OS note, EI_OSABI none, no OS loader")
                 .at(at)
-                .hint("this output was built for another OS; check the flake attribute or --target")
+                .hint("a Linux or bare-metal build ended up here: check the cross target"),
+                _ => CheckResult::pass(
+                    ids::ELF_FORMAT,
+                    format!(
+                        "ELF {}{}",
+                        linkage_text(e.linkage, e),
+                        e.os.map(|o| format!(" for {} ({evidence})", o.title()))
+                            .unwrap_or_default()
+                    ),
+                ),
+            }
         }
-        Identity::Corrupt { .. } | Identity::NotBinary { .. } => unreadable(at, ctx.facts, want),
+        Identity::MachO(f) | Identity::Pe(f) | Identity::Wasm(f) => {
+            let oses = slice_oses(f, expected);
+            if oses.contains(&Some(expected.os)) || oses.contains(&None) {
+                return CheckResult::pass(
+                    ids::ELF_FORMAT,
+                    format!("{want} for {}", expected.os.title()),
+                );
+            }
+            let seen = oses.iter().flatten().next().copied().unwrap_or(expected.os);
+            let evidence = match found {
+                Format::MachO => "LC_BUILD_VERSION / LC_VERSION_MIN_*",
+                Format::Pe => "PE subsystem and imports",
+                _ => "its imports",
+            };
+            wrong_os(expected, seen, evidence, at)
+        }
+        _ => unreadable(at, ctx.facts, want),
+    }
+}
+
+/// The OSes of the slices of the expected CPU (of every slice when none is that CPU).
+fn slice_oses(f: &ForeignFacts, expected: Platform) -> Vec<Option<Os>> {
+    let of_arch: Vec<Option<Os>> = f
+        .slice_arches
+        .iter()
+        .zip(&f.slice_oses)
+        .filter(|(a, _)| **a == Some(expected.arch))
+        .map(|(_, os)| *os)
+        .collect();
+    if of_arch.is_empty() {
+        f.slice_oses.clone()
+    } else {
+        of_arch
+    }
+}
+
+fn wrong_os(expected: Platform, found: Os, evidence: &str, at: &str) -> CheckResult {
+    CheckResult::fail(
+        ids::ELF_FORMAT,
+        format!("built for {}, not {}", found.title(), expected.os.title()),
+    )
+    .expected(format!("{} ({})", expected.os.title(), expected.oci()))
+    .found(format!("{} ({evidence})", found.title()))
+    .at(at)
+    .hint(format!(
+        "build with the {} target (Rust target {}); a {} binary does not run on {}",
+        expected.oci(),
+        expected.triple(),
+        found.title(),
+        expected.os.title()
+    ))
+}
+
+/// `elf.interp` for a PE or Mach-O: the C runtime it imports, where the platform pins one.
+fn foreign_runtime(f: &ForeignFacts, expected: &Expected) -> CheckResult {
+    let want = expected.platform.libc;
+    match (want, f.libc) {
+        (Some(w), Some(seen)) if w != seen => CheckResult::fail(
+            ids::ELF_INTERP,
+            format!(
+                "links the {} C runtime, not {}",
+                seen.nix_name(),
+                w.nix_name()
+            ),
+        )
+        .expected(w.nix_name())
+        .found(format!(
+            "{} (imports {})",
+            seen.nix_name(),
+            f.imports.join(", ")
+        ))
+        .hint(format!(
+            "build with the {} toolchain (Rust target {})",
+            expected.platform.oci(),
+            expected.platform.triple()
+        )),
+        (_, Some(seen)) => {
+            CheckResult::pass(ids::ELF_INTERP, format!("C runtime {}", seen.nix_name()))
+        }
+        (_, None) => CheckResult::skip(ids::ELF_INTERP, "no C runtime recorded in the file"),
     }
 }
 
@@ -181,12 +287,19 @@ fn machine(ctx: &BinaryContext<'_>) -> CheckResult {
                 && e.class == arch.class
                 && e.byte_order == arch.byte_order
         }
-        Identity::MachO(f) | Identity::Pe(f) => f.arch == Some(arch),
+        Identity::MachO(f) | Identity::Pe(f) | Identity::Wasm(f) => {
+            f.slice_arches.contains(&Some(arch))
+        }
         _ => false,
     };
     let found_text = match &ctx.facts.identity {
         Identity::Elf(e) => format!("{} ({found_platform})", e.identity()),
-        Identity::MachO(f) | Identity::Pe(f) => format!("{} ({found_platform})", f.machine_name),
+        Identity::MachO(f) | Identity::Pe(f) | Identity::Wasm(f) if f.slices.len() > 1 => {
+            format!("universal: {}", f.slices.join(", "))
+        }
+        Identity::MachO(f) | Identity::Pe(f) | Identity::Wasm(f) => {
+            format!("{} ({found_platform})", f.machine_name)
+        }
         _ => found_platform.clone(),
     };
     if ok {
@@ -216,13 +329,29 @@ fn machine(ctx: &BinaryContext<'_>) -> CheckResult {
         ))
 }
 
-fn abi(elf: &ElfFacts, expected: &Expected) -> CheckResult {
+fn abi(elf: &ElfFacts, expected: &Expected, at: &str) -> CheckResult {
     let spec = expected.platform.arch.abi;
-    match spec.mismatch(&elf.abi) {
-        None => CheckResult::pass(ids::ELF_ABI, format!("{}", elf.abi)),
-        Some(why) => CheckResult::fail(ids::ELF_ABI, why)
+    let static_exe = matches!(elf.linkage, Linkage::Static | Linkage::StaticPie);
+    let fit = spec.fit(&elf.abi, static_exe);
+    let level = x86_level(elf, expected);
+    match fit {
+        AbiFit::Fits => level.unwrap_or_else(|| {
+            let note = if static_exe && spec.mismatch(&elf.abi).is_some() {
+                " (static: the calling convention meets no loader or library)"
+            } else {
+                ""
+            };
+            CheckResult::pass(ids::ELF_ABI, format!("{}{note}", elf.abi))
+        }),
+        AbiFit::Unknown(why) => CheckResult::skip(ids::ELF_ABI, why)
             .expected(format!("{spec} ({})", expected.platform.oci()))
             .found(format!("{} (e_flags {:#010x})", elf.abi, elf.flags))
+            .at(at)
+            .hint("build with a toolchain that records it (GCC, clang and rustc write .ARM.attributes; Go writes GOARM into .go.buildinfo), or check the binary on the target"),
+        AbiFit::Misfit(why) => CheckResult::fail(ids::ELF_ABI, why)
+            .expected(format!("{spec} ({})", expected.platform.oci()))
+            .found(format!("{} (e_flags {:#010x})", elf.abi, elf.flags))
+            .at(at)
             .hint(format!(
                 "rebuild with the toolchain for {} (Rust target {}); a binary for another ABI of the same CPU family crashes or fails to load there",
                 expected.platform.oci(),
@@ -231,45 +360,87 @@ fn abi(elf: &ElfFacts, expected: &Expected) -> CheckResult {
     }
 }
 
+/// An x86-64 level the binary needs beyond what the platform promises: a failure in a slot
+/// that names a level (`linux/amd64/v2`), a warning in a plain `amd64` one, where it runs only
+/// on newer CPUs.
+fn x86_level(elf: &ElfFacts, expected: &Expected) -> Option<CheckResult> {
+    let needed = elf.x86_level.filter(|l| *l > 1)?;
+    let promised = expected.platform.level;
+    let source = if elf.go.as_ref().and_then(|g| g.amd64_level()).is_some() {
+        "GOAMD64"
+    } else {
+        "GNU_PROPERTY_X86_ISA_1_NEEDED"
+    };
+    let found = format!("x86-64-v{needed} ({source})");
+    match promised {
+        Some(p) if needed > p => Some(
+            CheckResult::fail(ids::ELF_ABI, format!("needs x86-64-v{needed}, the platform promises v{p}"))
+                .expected(format!("x86-64-v{p} or lower ({})", expected.platform.oci()))
+                .found(found)
+                .hint(format!("build for x86-64-v{p} (-march=x86-64-v{p}, GOAMD64=v{p}, -C target-cpu=x86-64-v{p}) or publish it as linux/amd64/v{needed}")),
+        ),
+        Some(_) => None,
+        None => Some(
+            CheckResult::warn(ids::ELF_ABI, format!("needs x86-64-v{needed}: it crashes on older amd64 CPUs"))
+                .expected(format!("baseline x86-64 ({})", expected.platform.oci()))
+                .found(found)
+                .hint(format!("build for baseline x86-64, or publish it as linux/amd64/v{needed}")),
+        ),
+    }
+}
+
 fn interp(elf: &ElfFacts, expected: &Expected) -> CheckResult {
-    let arch = expected.platform.arch;
+    let platform = expected.platform;
+    let arch = platform.arch;
+    let allowed = platform.libcs();
     let Some(interp) = elf.interpreter.as_deref() else {
         return match elf.linkage {
             Linkage::Static | Linkage::StaticPie => CheckResult::pass(
                 ids::ELF_INTERP,
-                format!("{}: no loader needed", linkage_text(elf.linkage, elf)),
+                format!(
+                    "{}: no loader needed, no libc constraint",
+                    linkage_text(elf.linkage, elf)
+                ),
             ),
-            _ => CheckResult::skip(ids::ELF_INTERP, "shared library: no loader of its own"),
+            _ => library_libc(elf, expected, &allowed),
         };
-    };
-    let allowed: Vec<Libc> = match expected.platform.libc {
-        Some(libc) => vec![libc],
-        None => vec![Libc::Glibc, Libc::Musl],
     };
     let expected_text = allowed
         .iter()
-        .map(|l| arch.loader(*l))
+        .filter_map(|l| arch.loader(*l))
         .collect::<Vec<_>>()
         .join(" or ");
     let fail = |why: String| {
         CheckResult::fail(ids::ELF_INTERP, why)
-            .expected(expected_text.clone())
+            .expected(if expected_text.is_empty() {
+                format!("no loader: {} has no dynamic loader", platform.oci())
+            } else {
+                expected_text.clone()
+            })
             .found(interp.to_string())
             .hint(format!(
                 "link with the {} toolchain's own loader (gcc/rustc for {} set it; a hand-written -Wl,--dynamic-linker or a patchelf step may have set the wrong one)",
-                expected.platform.oci(),
-                expected.platform.triple()
+                platform.oci(),
+                platform.triple()
             ))
     };
+    if let Some((os, libc)) = os_of_loader(interp) {
+        // An OS-owned loader (FreeBSD, NetBSD, OpenBSD, Android, illumos).
+        return if os == platform.os && libc.is_none_or(|l| allowed.contains(&l)) {
+            CheckResult::pass(ids::ELF_INTERP, format!("{interp} ({})", os.title()))
+        } else {
+            fail(format!("{interp} is the loader of {}", os.title()))
+        };
+    }
     let file_name = interp.rsplit('/').next().unwrap_or(interp);
-    let libc = allowed
-        .iter()
-        .copied()
-        .find(|l| arch.loader(*l).ends_with(&format!("/{file_name}")));
+    let libc = allowed.iter().copied().find(|l| {
+        arch.loader(*l)
+            .is_some_and(|p| p.ends_with(&format!("/{file_name}")))
+    });
     let Some(libc) = libc else {
         let owners: Vec<String> = arches_for_loader(interp)
             .iter()
-            .map(|(a, l)| format!("{} ({l:?})", Platform::linux(a).oci()))
+            .map(|(a, l)| format!("{} ({})", Platform::linux(a).oci(), l.nix_name()))
             .collect();
         let whose = if owners.is_empty() {
             "a loader name no platform uses".to_string()
@@ -284,15 +455,98 @@ fn interp(elf: &ElfFacts, expected: &Expected) -> CheckResult {
                 "the loader's store path {store_name} is built for {}",
                 p.oci()
             )),
-            _ => CheckResult::pass(ids::ELF_INTERP, format!("{interp} ({libc:?}, Nix store)")),
+            _ => CheckResult::pass(
+                ids::ELF_INTERP,
+                format!("{interp} ({}, Nix store)", libc.nix_name()),
+            ),
         };
     }
-    if interp != arch.loader(libc) {
+    if Some(interp) != arch.loader(libc) {
         return fail(format!(
             "{interp} has the right name but not the standard path"
         ));
     }
-    CheckResult::pass(ids::ELF_INTERP, format!("{interp} ({libc:?})"))
+    CheckResult::pass(ids::ELF_INTERP, format!("{interp} ({})", libc.nix_name()))
+}
+
+/// A shared library has no loader of its own: its DT_NEEDED and symbol versions say which
+/// libc it was linked against, and that libc must be the platform's.
+fn library_libc(elf: &ElfFacts, expected: &Expected, allowed: &[Libc]) -> CheckResult {
+    let Some(libc) = elf.libc else {
+        return CheckResult::pass(
+            ids::ELF_INTERP,
+            "shared library: no loader of its own, links no libc",
+        );
+    };
+    let evidence = library_libc_evidence(elf, libc);
+    if allowed.contains(&libc) {
+        return CheckResult::pass(
+            ids::ELF_INTERP,
+            format!(
+                "shared library linked against {} ({evidence})",
+                libc.nix_name()
+            ),
+        );
+    }
+    let want: Vec<&str> = allowed.iter().map(|l| l.nix_name()).collect();
+    CheckResult::fail(
+        ids::ELF_INTERP,
+        format!(
+            "a {} library, but {} uses {}",
+            libc.nix_name(),
+            expected.platform.oci(),
+            want.join(" or ")
+        ),
+    )
+    .expected(format!("a library linked against {}", want.join(" or ")))
+    .found(format!("{} ({evidence})", libc.nix_name()))
+    .hint(format!(
+        "build the library with the {} toolchain (Rust target {}); a library for another libc fails to load",
+        expected.platform.oci(),
+        expected.platform.triple()
+    ))
+}
+
+fn library_libc_evidence(elf: &ElfFacts, libc: Libc) -> String {
+    let needs = |n: &str| elf.needed.iter().any(|x| x == n);
+    match libc {
+        Libc::Glibc if needs("libc.so.6") => "DT_NEEDED libc.so.6".into(),
+        Libc::Glibc => "GLIBC_* symbol versions".into(),
+        Libc::Musl | Libc::Bionic => "DT_NEEDED libc.so".into(),
+        Libc::Uclibc => "DT_NEEDED libc.so.0".into(),
+        _ => "DT_NEEDED".into(),
+    }
+}
+
+/// Why a foreign executable (Mach-O, PE, wasm, another OS's ELF) was not run: these never run here, so
+/// `--require-run` must count them as not run rather than as nothing to run.
+pub fn foreign_run_skip(facts: &BinaryFacts) -> Option<(String, String)> {
+    if let Some(elf) = facts.elf() {
+        let os = elf
+            .os
+            .filter(|os| *os != Os::Linux && elf.is_executable())?;
+        return Some((
+            format!("a {} ELF cannot be run on this Linux host", os.title()),
+            format!(
+                "run it on {}; --require-run counts it as not run",
+                os.title()
+            ),
+        ));
+    }
+    let f = facts.foreign().filter(|f| f.executable)?;
+    let name = match &facts.identity {
+        Identity::MachO(_) => "Mach-O",
+        Identity::Pe(_) => "PE",
+        _ => "wasm",
+    };
+    Some((
+        format!(
+            "a {name} file ({}) cannot be run on this host",
+            f.machine_name
+        ),
+        "run it on its own OS (or under wasmtime for wasm); --require-run counts it as not run"
+            .into(),
+    ))
 }
 
 /// `<hash>-glibc-…` out of `/nix/store/<hash>-glibc-…/lib/ld.so`.
@@ -345,8 +599,14 @@ fn needed(elf: &ElfFacts, ctx: &BinaryContext<'_>) -> CheckResult {
     };
     let root = closure.root.dir.display().to_string();
     let mut problems = Vec::new();
+    let skipped: Vec<String> = closure
+        .libraries
+        .iter()
+        .filter(|l| l.found.is_none())
+        .filter_map(|l| l.skipped.as_ref().map(|why| format!("{}: {why}", l.name)))
+        .collect();
     for lib in &closure.libraries {
-        if lib.found.is_some() {
+        if lib.found.is_some() || lib.skipped.is_some() {
             continue;
         }
         match lib.rejected.first() {
@@ -369,11 +629,16 @@ fn needed(elf: &ElfFacts, ctx: &BinaryContext<'_>) -> CheckResult {
         }
     }
     if problems.is_empty() {
+        let not_checked = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; not checked: {}", skipped.join("; "))
+        };
         return CheckResult::pass(
             ids::ELF_NEEDED,
             format!(
-                "{} libraries resolve to {} files",
-                closure.libraries.len(),
+                "{} libraries resolve to {} files{not_checked}",
+                closure.libraries.len() - skipped.len(),
                 ctx.expected.platform.oci()
             ),
         );

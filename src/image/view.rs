@@ -418,7 +418,7 @@ impl View {
                     // A program with a loader runs whatever else it is (a DT_SONAME does not
                     // make a wrong-arch executable a library).
                     Identity::Elf(e) => e.is_executable() || e.interpreter.is_some(),
-                    Identity::MachO(_) | Identity::Pe(_) => *executable,
+                    Identity::MachO(_) | Identity::Pe(_) | Identity::Wasm(_) => *executable,
                     // An ELF refused as ambiguous (two PT_INTERP, …) counts, as an outlier:
                     // skipping it would pass whatever the kernel makes of it.
                     Identity::Corrupt { format, .. } => format == "ELF",

@@ -31,6 +31,9 @@ pub struct LibraryResolution {
     /// Candidates the loader would skip because they are for another platform.
     pub rejected: Vec<Found>,
     pub searched: Vec<String>,
+    /// Why the name was deliberately not looked up (musl's `libc.so` without a musl root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +158,7 @@ pub fn resolve_closure(
                 found: None,
                 rejected: Vec::new(),
                 searched: dirs.clone(),
+                skipped: None,
             };
             if libraries.len() >= MAX_LIBRARIES {
                 // Past the limit a library is reported unresolved, never silently dropped.
@@ -163,12 +167,25 @@ pub fn resolve_closure(
                 libraries.insert(name.clone(), resolution);
                 continue;
             }
-            // musl's dynamic loader is its libc: `libc.so` resolves to the loader itself.
+            // musl's dynamic loader is its libc: `libc.so` resolves to the loader itself, and
+            // is never looked for in a glibc root (a host or cross sysroot `libc.so` is a
+            // glibc linker script).
             if name == MUSL_LIBC_NAME
-                && elf.libc() == Some(Libc::Musl)
-                && let Some(l) = loader.as_ref().and_then(|l| l.found.clone())
+                && (elf.libc() == Some(Libc::Musl) || current.libc() == Some(Libc::Musl))
             {
-                resolution.found = Some(l);
+                let own_loader = loader.as_ref().and_then(|l| l.found.clone());
+                let musl_loader = arch
+                    .loader(Libc::Musl)
+                    .and_then(|path| found(tree, arch, path).map(|(f, _)| f).filter(|f| f.fits));
+                match own_loader.or(musl_loader) {
+                    Some(l) => resolution.found = Some(l),
+                    None => {
+                        resolution.skipped = Some(format!(
+                            "musl's libc.so is its loader {}, which this root does not hold (not a musl root)",
+                            arch.loader(Libc::Musl).unwrap_or("(none for this row)")
+                        ))
+                    }
+                }
                 libraries.insert(name.clone(), resolution);
                 continue;
             }

@@ -1,7 +1,8 @@
 //! ELF header, ABI flags, dynamic section, notes and ARM attributes, read with object's lazy ELF API.
 
 use crate::platform::{
-    self, ByteOrder, Class, FloatWidth, Libc, MipsAbi, ObservedAbi, Platform, arches_for_loader,
+    self, ArmVersionSource, ByteOrder, Class, FloatWidth, Libc, MipsAbi, ObservedAbi, Os, Platform,
+    arches_for_loader, os_of_loader,
 };
 use object::Endianness;
 use object::elf as E;
@@ -47,22 +48,41 @@ pub struct ElfFacts {
     pub soname: Option<String>,
     pub build_id: Option<String>,
     pub stripped: bool,
+    /// The OS the file names (notes, EI_OSABI, loader, Go build info); `None` when it says
+    /// nothing, as Linux and bare-metal files often do.
+    pub os: Option<Os>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_evidence: Option<String>,
+    /// From the loader for executables, from DT_NEEDED and symbol versions for libraries;
+    /// `None` for static files, which carry no libc constraint.
+    pub libc: Option<Libc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub go: Option<super::elf_os::GoBuildInfo>,
+    /// x86-64 microarchitecture level from GNU_PROPERTY_X86_ISA_1_NEEDED or GOAMD64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x86_level: Option<u8>,
 }
 
 impl ElfFacts {
     pub fn platform(&self) -> Option<Platform> {
-        let arch = platform::identify_elf(self.machine, self.class, self.byte_order, &self.abi)?;
+        let arch = platform::identify_elf(
+            self.machine,
+            self.class,
+            self.byte_order,
+            &self.abi,
+            self.os,
+        )?;
         Some(Platform {
-            os: platform::Os::Linux,
+            os: self.os.unwrap_or(Os::Linux),
             arch,
-            libc: self.libc(),
+            libc: self.libc,
+            level: None,
         })
     }
 
-    /// The libc the loader's file name implies, if it is one the table knows.
+    /// The libc the file links against, if it says (see the field).
     pub fn libc(&self) -> Option<Libc> {
-        let interp = self.interpreter.as_deref()?;
-        arches_for_loader(interp).first().map(|(_, l)| *l)
+        self.libc
     }
 
     pub fn is_executable(&self) -> bool {
@@ -165,6 +185,38 @@ fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts,
     } else {
         ArmAttributes::default()
     };
+    let os_facts = super::elf_os::read::<H>(
+        endian,
+        data,
+        header,
+        segments,
+        &sections,
+        interpreter.as_deref(),
+    );
+    let libc = match interpreter.as_deref() {
+        Some(interp) => os_of_loader(interp)
+            .and_then(|(_, l)| l)
+            .or_else(|| arches_for_loader(interp).first().map(|(_, l)| *l)),
+        None => super::elf_os::libc_of_needed(
+            &dynamic.needed,
+            os_facts.glibc_versions,
+            os_facts.android,
+        ),
+    };
+    let mut abi = decode_abi(e_machine, e_flags, class, &arm);
+    if let ObservedAbi::Arm {
+        arch_version: version @ None,
+        version_from,
+        ..
+    } = &mut abi
+        && let Some(v) = os_facts.go.as_ref().and_then(|g| g.arm_version())
+    {
+        *version = Some(v);
+        *version_from = Some(ArmVersionSource::GoBuildInfo);
+    }
+    let x86_level = os_facts
+        .x86_isa_needed
+        .or_else(|| os_facts.go.as_ref().and_then(|g| g.amd64_level()));
     Ok(ElfFacts {
         machine: e_machine,
         machine_name: goblin::elf::header::machine_to_str(e_machine).to_string(),
@@ -173,7 +225,7 @@ fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts,
         os_abi: header.e_ident().os_abi,
         elf_type,
         flags: e_flags,
-        abi: decode_abi(e_machine, e_flags, class, &arm),
+        abi,
         linkage,
         interpreter,
         needed: dynamic.needed,
@@ -182,6 +234,11 @@ fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts,
         soname: dynamic.soname,
         build_id: build_id::<H>(endian, data, segments),
         stripped: !sections.iter().any(|s| s.sh_type(endian) == E::SHT_SYMTAB),
+        os: os_facts.os,
+        os_evidence: os_facts.os_evidence,
+        libc,
+        go: os_facts.go,
+        x86_level,
     })
 }
 
@@ -325,10 +382,13 @@ fn decode_abi(machine: u16, flags: u32, class: Class, arm: &ArmAttributes) -> Ob
             } else {
                 arm.vfp_args.map(|v| v == 1)
             };
+            let arch_version = arm.cpu_arch.and_then(arm_arch_version);
             ObservedAbi::Arm {
                 hard_float,
-                arch_version: arm.cpu_arch.and_then(arm_arch_version),
+                arch_version,
                 eabi_version: (flags >> 24) as u8,
+                fp_arch: arm.fp_arch.and_then(|v| u8::try_from(v).ok()),
+                version_from: arch_version.map(|_| ArmVersionSource::Attributes),
             }
         }
         E::EM_RISCV => ObservedAbi::Riscv {
@@ -372,12 +432,14 @@ fn decode_abi(machine: u16, flags: u32, class: Class, arm: &ArmAttributes) -> Ob
 #[derive(Default)]
 struct ArmAttributes {
     cpu_arch: Option<u64>,
+    fp_arch: Option<u64>,
     vfp_args: Option<u64>,
 }
 
 // Tag numbers from the ARM "Addenda to the ABI" (aeabi attributes); object has no names for them.
 const TAG_FILE: u8 = 1;
 const TAG_CPU_ARCH: u64 = 6;
+const TAG_FP_ARCH: u64 = 10;
 const TAG_ABI_VFP_ARGS: u64 = 28;
 
 /// Reads Tag_CPU_arch and Tag_ABI_VFP_args from `.ARM.attributes`, stopping at the first tag
@@ -428,6 +490,7 @@ fn arm_attributes<'data, H: FileHeader<Endian = Endianness>>(
                 }
                 match tag {
                     TAG_CPU_ARCH => out.cpu_arch = Some(value),
+                    TAG_FP_ARCH => out.fp_arch = Some(value),
                     TAG_ABI_VFP_ARGS => out.vfp_args = Some(value),
                     _ => {}
                 }

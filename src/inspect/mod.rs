@@ -2,6 +2,7 @@
 
 pub mod closure;
 mod elf;
+mod elf_os;
 mod foreign;
 
 use crate::platform::{ByteOrder, Class, Os, Platform};
@@ -12,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 pub use elf::{ElfFacts, ElfType, Linkage};
+pub use elf_os::GoBuildInfo;
 pub use foreign::ForeignFacts;
 
 /// What a file turned out to be.
@@ -22,6 +24,7 @@ pub enum Identity {
     #[serde(rename = "macho")]
     MachO(ForeignFacts),
     Pe(ForeignFacts),
+    Wasm(ForeignFacts),
     /// Has a binary format's magic but could not be parsed (truncated, corrupt).
     Corrupt {
         format: String,
@@ -46,6 +49,7 @@ impl BinaryFacts {
             Identity::Elf(_) => "elf",
             Identity::MachO(_) => "macho",
             Identity::Pe(_) => "pe",
+            Identity::Wasm(_) => "wasm",
             Identity::Corrupt { .. } => "corrupt",
             Identity::NotBinary { .. } => "not-binary",
         }
@@ -58,20 +62,43 @@ impl BinaryFacts {
         }
     }
 
-    /// The platform the bytes themselves belong to, as far as the table can tell.
+    /// The platform the bytes themselves belong to, as far as the table can tell (the first
+    /// slice of a universal Mach-O).
     pub fn platform(&self) -> Option<Platform> {
+        self.platforms().into_iter().next()
+    }
+
+    /// Every platform the file provides: one, or one per slice of a universal Mach-O.
+    pub fn platforms(&self) -> Vec<Platform> {
         match &self.identity {
-            Identity::Elf(e) => e.platform(),
-            Identity::MachO(f) => f.arch.map(|arch| Platform {
-                os: Os::Darwin,
-                arch,
-                libc: None,
-            }),
-            Identity::Pe(f) => f.arch.map(|arch| Platform {
-                os: Os::Windows,
-                arch,
-                libc: None,
-            }),
+            Identity::Elf(e) => e.platform().into_iter().collect(),
+            Identity::MachO(f) | Identity::Pe(f) | Identity::Wasm(f) => {
+                let default_os = match &self.identity {
+                    Identity::MachO(_) => Os::Darwin,
+                    Identity::Pe(_) => Os::Windows,
+                    _ => Os::None,
+                };
+                f.slice_arches
+                    .iter()
+                    .zip(&f.slice_oses)
+                    .filter_map(|(arch, os)| {
+                        arch.map(|arch| Platform {
+                            os: os.unwrap_or(default_os),
+                            arch,
+                            libc: f.libc,
+                            level: None,
+                        })
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Mach-O, PE or wasm facts.
+    pub fn foreign(&self) -> Option<&ForeignFacts> {
+        match &self.identity {
+            Identity::MachO(f) | Identity::Pe(f) | Identity::Wasm(f) => Some(f),
             _ => None,
         }
     }
@@ -201,6 +228,8 @@ fn magic_format(head: &[u8]) -> Option<&'static str> {
         Some("ELF")
     } else if head.starts_with(b"MZ") {
         Some("PE")
+    } else if head.starts_with(b"\0asm") {
+        Some("wasm")
     } else if head.len() >= 4 {
         let m = [head[0], head[1], head[2], head[3]];
         let mach = [0xfeedface, 0xfeedfacf, 0xcafebabe];
@@ -229,6 +258,12 @@ fn identify(bytes: &[u8]) -> Identity {
     if format == "ELF" {
         return match elf::facts(bytes) {
             Ok(f) => Identity::Elf(f),
+            Err(e) => corrupt(e),
+        };
+    }
+    if format == "wasm" {
+        return match foreign::wasm(bytes) {
+            Ok(f) => Identity::Wasm(f),
             Err(e) => corrupt(e),
         };
     }

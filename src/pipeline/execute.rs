@@ -43,6 +43,9 @@ pub(crate) fn execute(
             reason: "--no-run".into(),
         };
     }
+    if let Some((reason, hint)) = crate::check::elf::foreign_run_skip(&p.facts) {
+        return RunReport::Skipped { reason, hint };
+    }
     if let Some(reason) = not_runnable(p) {
         return RunReport::NotRun { reason };
     }

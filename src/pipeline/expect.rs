@@ -58,7 +58,13 @@ pub(crate) fn choose_root(
     sysroot: Option<&Path>,
 ) -> Option<Root> {
     if let Some(dir) = sysroot {
+        // Runs start in a temporary directory: a relative --sysroot must not depend on it.
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         return Some(Root::new(dir, RootOrigin::Sysroot));
+    }
+    if expected.platform.os != crate::platform::Os::Linux {
+        // No root of another OS is known here; the host's is Linux.
+        return None;
     }
     let loader_in_store = interp.is_none_or(|i| i.starts_with("/nix/store/"));
     if let Some(store) = &target.store {

@@ -1,12 +1,20 @@
-//! Platform model and every lookup into the architecture table (names, ELF identity, store names).
+//! Platform model: CPU rows, pkgsCross systems, OS and libc, and every lookup into them.
 
 mod aliases;
+mod abi;
+pub mod listing;
+mod names;
+mod os;
+mod systems;
 mod table;
 pub use aliases::parse_normalized;
 
 use serde::Serialize;
-use std::fmt;
 
+pub use abi::{AbiFit, AbiSpec, ArmVersionSource, FloatWidth, MipsAbi, ObservedAbi};
+pub use names::{UnknownPlatform, all_names};
+pub use os::{ALL_OSES, Format, Libc, Os, os_of_loader};
+pub use systems::{ALIASES, SYSTEMS, System};
 pub use table::ARCHES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -43,213 +51,11 @@ impl ByteOrder {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FloatWidth {
-    Soft,
-    Single,
-    Double,
-    Quad,
-}
-
-/// What e_flags and attributes must say for a row, beyond machine/class/byte order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AbiSpec {
-    None,
-    Arm { hard_float: bool, arch_version: u8 },
-    RiscvFloat(FloatWidth),
-    Ppc64ElfV2,
-    MipsN64,
-    LoongArchFloat(FloatWidth),
-}
-
-impl fmt::Display for AbiSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AbiSpec::None => f.write_str("standard ABI"),
-            AbiSpec::Arm {
-                hard_float,
-                arch_version,
-            } => write!(
-                f,
-                "ARMv{arch_version} {}",
-                if *hard_float {
-                    "hard-float"
-                } else {
-                    "soft-float"
-                }
-            ),
-            AbiSpec::RiscvFloat(w) => write!(f, "RISC-V {w:?} float ABI"),
-            AbiSpec::Ppc64ElfV2 => f.write_str("ELFv2"),
-            AbiSpec::MipsN64 => f.write_str("MIPS n64"),
-            AbiSpec::LoongArchFloat(w) => write!(f, "LoongArch {w:?} float ABI"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MipsAbi {
-    N64,
-    N32,
-    O32,
-    O64,
-    Eabi32,
-    Eabi64,
-}
-
-/// What a binary's e_flags and attributes say about its ABI, decoded per machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "family", rename_all = "kebab-case")]
-pub enum ObservedAbi {
-    None,
-    Arm {
-        hard_float: Option<bool>,
-        arch_version: Option<u8>,
-        eabi_version: u8,
-    },
-    Riscv {
-        float: FloatWidth,
-    },
-    Mips {
-        abi: MipsAbi,
-    },
-    Ppc64 {
-        elf_abi_version: u8,
-    },
-    LoongArch {
-        float: Option<FloatWidth>,
-    },
-}
-
-impl fmt::Display for ObservedAbi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObservedAbi::None => f.write_str("standard ABI (no variants on this machine)"),
-            ObservedAbi::Arm {
-                hard_float,
-                arch_version,
-                eabi_version,
-            } => {
-                match arch_version {
-                    Some(v) => write!(f, "ARMv{v} ")?,
-                    None => f.write_str("ARM (arch version not recorded) ")?,
-                }
-                match hard_float {
-                    Some(true) => f.write_str("hard-float")?,
-                    Some(false) => f.write_str("soft-float")?,
-                    None => f.write_str("float ABI not recorded")?,
-                }
-                write!(f, " (EABI{eabi_version})")
-            }
-            ObservedAbi::Riscv { float } => write!(f, "RISC-V {float:?} float ABI"),
-            ObservedAbi::Mips { abi } => write!(f, "MIPS {abi:?}"),
-            ObservedAbi::Ppc64 { elf_abi_version: 0 } => f.write_str("ELF ABI version unset"),
-            ObservedAbi::Ppc64 { elf_abi_version } => write!(f, "ELFv{elf_abi_version}"),
-            ObservedAbi::LoongArch { float: Some(w) } => write!(f, "LoongArch {w:?} float ABI"),
-            ObservedAbi::LoongArch { float: None } => f.write_str("LoongArch float ABI unset"),
-        }
-    }
-}
-
-impl AbiSpec {
-    /// `None` when a binary with `observed` runs on this row; otherwise why not.
-    pub fn mismatch(&self, observed: &ObservedAbi) -> Option<String> {
-        match (self, observed) {
-            (AbiSpec::None, _) => None,
-            (
-                AbiSpec::Arm {
-                    hard_float,
-                    arch_version,
-                },
-                ObservedAbi::Arm {
-                    hard_float: seen_float,
-                    arch_version: seen_version,
-                    ..
-                },
-            ) => {
-                if let Some(seen) = seen_float
-                    && seen != hard_float
-                {
-                    return Some(format!(
-                        "{} calling convention, but the platform uses {}",
-                        if *seen { "hard-float" } else { "soft-float" },
-                        if *hard_float {
-                            "hard-float"
-                        } else {
-                            "soft-float"
-                        }
-                    ));
-                }
-                match seen_version {
-                    Some(v) if v > arch_version => Some(format!(
-                        "built for ARMv{v}, which an ARMv{arch_version} CPU cannot run"
-                    )),
-                    _ => None,
-                }
-            }
-            (AbiSpec::RiscvFloat(want), ObservedAbi::Riscv { float }) => (want != float)
-                .then(|| format!("{float:?} float ABI, but the platform uses {want:?}")),
-            (AbiSpec::Ppc64ElfV2, ObservedAbi::Ppc64 { elf_abi_version }) => {
-                (*elf_abi_version == 1).then(|| "ELFv1 binary on an ELFv2 platform".to_string())
-            }
-            (AbiSpec::MipsN64, ObservedAbi::Mips { abi }) => (*abi != MipsAbi::N64)
-                .then(|| format!("MIPS {abi:?} ABI, but the platform uses n64")),
-            (AbiSpec::LoongArchFloat(want), ObservedAbi::LoongArch { float: Some(seen) }) => (want
-                != seen)
-                .then(|| format!("{seen:?} float ABI, but the platform uses {want:?}")),
-            (_, ObservedAbi::LoongArch { float: None }) => None,
-            (spec, seen) => Some(format!("ABI {seen} does not fit {spec}")),
-        }
-    }
-
-    /// Exact agreement, used to pick among rows that share a machine.
-    fn exactly(&self, observed: &ObservedAbi) -> bool {
-        match (self, observed) {
-            (
-                AbiSpec::Arm {
-                    hard_float,
-                    arch_version,
-                },
-                ObservedAbi::Arm {
-                    hard_float: Some(f),
-                    arch_version: Some(v),
-                    ..
-                },
-            ) => f == hard_float && v == arch_version,
-            _ => self.mismatch(observed).is_none(),
-        }
-    }
-}
-
-/// The row an ELF belongs to: machine, class and byte order first, then the ABI among siblings.
-pub fn identify_elf(
-    machine: u16,
-    class: Class,
-    byte_order: ByteOrder,
-    abi: &ObservedAbi,
-) -> Option<&'static Arch> {
-    let candidates = arches_for_elf(machine, class, byte_order);
-    candidates
-        .iter()
-        .find(|a| a.abi.exactly(abi))
-        .or_else(|| {
-            // Older code runs on a newer row: the lowest row that accepts it is its home.
-            candidates
-                .iter()
-                .filter(|a| a.abi.mismatch(abi).is_none())
-                .min_by_key(|a| match a.abi {
-                    AbiSpec::Arm { arch_version, .. } => arch_version,
-                    _ => 0,
-                })
-        })
-        .or_else(|| candidates.first())
-        .copied()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
     /// A fixture binary for this row is built and inspected by the test suite.
     Fixture,
-    /// Facts come from the ABI documents only; no binary of this row has been checked here.
+    /// Facts come from the ABI documents and nixpkgs only; no binary of this row has been
+    /// checked here.
     Unverified,
 }
 
@@ -258,66 +64,39 @@ pub enum Verified {
 pub struct Toolchain {
     pub debian_arch: &'static str,
     pub gcc_triple: &'static str,
+    /// Debian's multiarch directory name (`/usr/lib/<multiarch>`), not always the GNU triple
+    /// of its cross gcc: i386's is `i386-linux-gnu` while the compiler is `i686-linux-gnu-gcc`.
+    pub multiarch: &'static str,
     pub rust_target: Option<&'static str>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Os {
-    Linux,
-    Darwin,
-    Windows,
-}
-
-impl Os {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Os::Linux => "linux",
-            Os::Darwin => "darwin",
-            Os::Windows => "windows",
-        }
-    }
-    fn parse(s: &str) -> Option<Os> {
-        match s {
-            "linux" => Some(Os::Linux),
-            "darwin" | "macos" => Some(Os::Darwin),
-            "windows" => Some(Os::Windows),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Libc {
-    Glibc,
-    Musl,
-}
-
-/// One architecture row. See DESIGN.md's platform table.
+/// One CPU row: machine, ABI, loaders and emulator. See DESIGN.md's platform table.
 #[derive(Debug)]
 pub struct Arch {
+    /// Unique key: fixture names, config sections, `systems.rs` references.
+    pub key: &'static str,
     pub nix_cpu: &'static str,
+    /// Whether `<nix_cpu>-linux` names this row (false for a second ABI of the same CPU).
+    pub nix_double: bool,
     pub rust_arch: &'static str,
     pub oci_arch: &'static str,
     pub oci_variant: Option<&'static str>,
     /// Variants that mean this row although its canonical form has none (arm64's `v8`).
     pub oci_variant_aliases: &'static [&'static str],
+    /// `EM_NONE` for rows whose binaries are not ELF.
     pub elf_machine: u16,
     pub class: Class,
     pub byte_order: ByteOrder,
     pub abi: AbiSpec,
     pub glibc_loader: &'static str,
     pub musl_loader: &'static str,
+    /// Empty when no qemu-user emulates the CPU.
     pub qemu: &'static str,
-    pub pkgs_cross_glibc: &'static [&'static str],
-    pub pkgs_cross_musl: &'static [&'static str],
     pub glibc_triples: &'static [&'static str],
     pub musl_triples: &'static [&'static str],
     pub other_names: &'static [&'static str],
     pub macho_cpu_type: Option<u32>,
     pub pe_machine: Option<u16>,
-    pub other_os_names: &'static [(&'static str, Os)],
     pub toolchain: Option<Toolchain>,
     pub verified: Verified,
 }
@@ -329,14 +108,29 @@ impl PartialEq for Arch {
 }
 impl Eq for Arch {}
 
+/// Rows whose OCI variants are microarchitecture levels (v1 baseline … v4).
+const LEVELLED: &[&str] = &["x86_64"];
+
+/// Guests a host CPU runs without an emulator, by row key: (host, guest).
+const NATIVE_GUESTS: &[(&str, &str)] = &[("x86_64", "i686"), ("aarch64", "armv7l")];
+
 impl Arch {
     pub fn nix_system(&self) -> String {
         format!("{}-linux", self.nix_cpu)
     }
 
+    /// Whether `<nix_cpu>-linux` names this row: it runs Linux and is its CPU's default ABI.
+    pub fn is_linux_double(&self) -> bool {
+        self.nix_double && self.oses().contains(&Os::Linux)
+    }
+
     /// The key used in fixture names, config sections and `MAB_QEMU_*` variables.
     pub fn key(&self) -> &'static str {
-        self.nix_cpu
+        self.key
+    }
+
+    pub fn by_key(key: &str) -> Option<&'static Arch> {
+        ARCHES.iter().find(|a| a.key == key)
     }
 
     /// `MAB_QEMU_AARCH64` style override variable, derived from the qemu binary name.
@@ -345,34 +139,56 @@ impl Arch {
         format!("MAB_QEMU_{}", suffix.to_ascii_uppercase().replace('-', "_"))
     }
 
-    pub fn loader(&self, libc: Libc) -> &'static str {
-        match libc {
+    /// The standard loader path of `libc` on this row, if the row has one.
+    pub fn loader(&self, libc: Libc) -> Option<&'static str> {
+        let path = match libc {
             Libc::Glibc => self.glibc_loader,
             Libc::Musl => self.musl_loader,
-        }
+            other => return os::os_loader(other, self.class.bits()),
+        };
+        (!path.is_empty()).then_some(path)
     }
 
-    /// Which libc a loader file name belongs to on this row, if any.
+    /// Which libc a Linux loader file name belongs to on this row, if any.
     pub fn libc_of_loader(&self, loader_file_name: &str) -> Option<Libc> {
-        if file_name(self.glibc_loader) == loader_file_name {
-            Some(Libc::Glibc)
-        } else if file_name(self.musl_loader) == loader_file_name {
-            Some(Libc::Musl)
-        } else {
-            None
-        }
+        [Libc::Glibc, Libc::Musl, Libc::Uclibc]
+            .into_iter()
+            .find(|l| {
+                self.loader(*l)
+                    .is_some_and(|p| file_name(p) == loader_file_name)
+            })
     }
 
     pub fn triples(&self) -> impl Iterator<Item = &'static str> {
         self.glibc_triples.iter().chain(self.musl_triples).copied()
     }
 
+    /// The pkgsCross systems that put this row under some OS.
+    pub fn systems(&self) -> impl Iterator<Item = &'static System> + '_ {
+        SYSTEMS.iter().filter(move |s| s.arch == self.key)
+    }
+
+    /// OSes some pkgsCross system runs on this row.
+    pub fn oses(&self) -> Vec<Os> {
+        let mut oses: Vec<Os> = self.systems().map(|s| s.os).collect();
+        oses.sort();
+        oses.dedup();
+        oses
+    }
+
     /// The row the running mab-verify was built for (its runs need no emulator).
     pub fn host() -> Option<&'static Arch> {
         let host_target_arch = std::env::consts::ARCH;
+        let host_order = if cfg!(target_endian = "big") {
+            ByteOrder::Big
+        } else {
+            ByteOrder::Little
+        };
         // ARM hosts share `arm`: prefer the row whose ABI the build targets.
         ARCHES.iter().find(|a| {
             a.rust_arch == host_target_arch
+                && a.byte_order == host_order
+                && a.nix_double
                 && match a.abi {
                     AbiSpec::Arm { hard_float, .. } => hard_float == cfg!(target_abi = "eabihf"),
                     _ => true,
@@ -380,8 +196,19 @@ impl Arch {
         })
     }
 
+    /// Whether `vN` variants of this row are x86-64 levels.
+    pub fn has_levels(&self) -> bool {
+        LEVELLED.contains(&self.key)
+    }
+
     pub fn is_host(&self) -> bool {
         Arch::host() == Some(self)
+    }
+
+    /// Whether this machine runs the row's binaries without an emulator: the host's own row,
+    /// and the 32-bit rows a 64-bit host CPU executes (386 on amd64).
+    pub fn runs_natively(&self) -> bool {
+        self.is_host() || Arch::host().is_some_and(|h| NATIVE_GUESTS.contains(&(h.key, self.key)))
     }
 
     /// Whether an ELF with these facts runs on this row.
@@ -407,8 +234,14 @@ impl Arch {
         .map(|s| s.to_string())
         .collect();
         if let Some(tc) = self.toolchain {
-            dirs.push(format!("/lib/{}", tc.gcc_triple));
-            dirs.push(format!("/usr/lib/{}", tc.gcc_triple));
+            for triple in [tc.multiarch, tc.gcc_triple] {
+                for base in ["/lib", "/usr/lib"] {
+                    let dir = format!("{base}/{triple}");
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+            }
         }
         dirs
     }
@@ -424,18 +257,32 @@ impl Arch {
             && self.class == other.class
             && self.byte_order == other.byte_order
     }
+
+    /// The binary format this row's files have, whatever the OS.
+    fn own_format(&self) -> Option<Format> {
+        match self.oci_arch {
+            _ if self.macho_cpu_type.is_some() || self.pe_machine.is_some() => None,
+            _ if self.elf_machine != object::elf::EM_NONE => None,
+            _ if self.key == "wasm32" => Some(Format::Wasm),
+            _ if self.key == "javascript" => Some(Format::Script),
+            _ => None,
+        }
+    }
 }
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// A full platform: OS, architecture row and (when a name pins it) the libc.
+/// A full platform: OS, CPU row and (when a name or the file pins it) the libc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Platform {
     pub os: Os,
     pub arch: &'static Arch,
     pub libc: Option<Libc>,
+    /// The x86-64 microarchitecture level a slot promises (`linux/amd64/v3`): OCI variants
+    /// containerd uses for amd64. `None` means baseline.
+    pub level: Option<u8>,
 }
 
 impl Platform {
@@ -444,14 +291,32 @@ impl Platform {
             os: Os::Linux,
             arch,
             libc: None,
+            level: None,
         }
     }
 
-    /// OCI notation: `linux/arm/v7`, `linux/amd64`.
+    /// OCI notation: `linux/arm/v7`, `linux/amd64`, `linux/amd64/v3`, `wasip1/wasm`.
     pub fn oci(&self) -> String {
+        if let Some(level) = self.level {
+            return format!("{}/{}/v{level}", self.os.as_str(), self.arch.oci_arch);
+        }
         match self.arch.oci_variant {
             Some(v) => format!("{}/{}/{}", self.os.as_str(), self.arch.oci_arch, v),
             None => format!("{}/{}", self.os.as_str(), self.arch.oci_arch),
+        }
+    }
+
+    /// The file format this platform's executables have.
+    pub fn format(&self) -> Format {
+        if let Some(f) = self.arch.own_format() {
+            return f;
+        }
+        match self.os {
+            Os::Darwin | Os::Ios => Format::MachO,
+            Os::Windows | Os::Uefi | Os::Cygwin => Format::Pe,
+            Os::Wasi => Format::Wasm,
+            Os::Ghcjs => Format::Script,
+            _ => Format::Elf,
         }
     }
 
@@ -465,194 +330,103 @@ impl Platform {
             }
     }
 
-    /// Parse any accepted name form; an unknown name lists its close matches.
-    pub fn parse(name: &str) -> Result<Platform, UnknownPlatform> {
-        let trimmed = name.trim();
-        if let Some(p) = parse_oci(trimmed) {
-            return Ok(p);
-        }
-        for arch in ARCHES {
-            for (alias, os) in arch.other_os_names {
-                if *alias == trimmed {
-                    return Ok(Platform {
-                        os: *os,
-                        arch,
-                        libc: None,
-                    });
-                }
-            }
-            // pkgsCross names first: `loongarch64-linux` is both an attribute (glibc) and a double.
-            let hit = |names: &[&str]| names.contains(&trimmed);
-            if hit(arch.pkgs_cross_glibc) || hit(arch.glibc_triples) {
-                return Ok(Platform {
-                    os: Os::Linux,
-                    arch,
-                    libc: Some(Libc::Glibc),
-                });
-            }
-            if hit(arch.pkgs_cross_musl) || hit(arch.musl_triples) {
-                return Ok(Platform {
-                    os: Os::Linux,
-                    arch,
-                    libc: Some(Libc::Musl),
-                });
-            }
-            if arch.nix_system() == trimmed {
-                return Ok(Platform::linux(arch));
-            }
-        }
-        // Bare architecture words are only accepted when they name exactly one row.
-        let bare: Vec<&'static Arch> = ARCHES
+    /// The pkgsCross systems that describe this platform, best first.
+    pub fn systems(&self) -> impl Iterator<Item = &'static System> + '_ {
+        SYSTEMS
             .iter()
-            .filter(|a| a.other_names.contains(&trimmed) || a.oci_arch == trimmed)
-            .collect();
-        if let [arch] = bare[..] {
-            return Ok(Platform::linux(arch));
-        }
-        Err(UnknownPlatform {
-            name: name.to_string(),
-            suggestions: close_matches(trimmed),
-        })
+            .filter(move |s| s.arch == self.arch.key && s.os == self.os)
+            .filter(move |s| self.libc.is_none_or(|l| s.libc == Some(l)))
     }
 
-    /// The first known triple inside a Nix store name such as
-    /// `<hash>-multi-arch-demo-aarch64-unknown-linux-gnu-1.0.0`.
-    pub fn from_store_name(store_name: &str) -> Option<(Platform, &'static str)> {
-        let mut best: Option<(Platform, &'static str)> = None;
-        for arch in ARCHES {
-            let forms = arch
-                .glibc_triples
-                .iter()
-                .map(|t| (*t, Libc::Glibc))
-                .chain(arch.musl_triples.iter().map(|t| (*t, Libc::Musl)));
-            for (triple, libc) in forms {
-                if contains_dash_bounded(store_name, triple)
-                    && best.is_none_or(|(_, b)| triple.len() > b.len())
-                {
-                    best = Some((
-                        Platform {
-                            os: Os::Linux,
-                            arch,
-                            libc: Some(libc),
-                        },
-                        triple,
-                    ));
-                }
-            }
-        }
-        best
-    }
-
-    /// Rust triple, preferring the libc this platform pins.
+    /// The Rust target for this platform (nixpkgs' `rust.rustcTarget`), preferring glibc on
+    /// Linux when the libc is open; a Linux triple of the row otherwise.
     pub fn triple(&self) -> &'static str {
+        let preferred = self
+            .systems()
+            .find(|s| self.libc.is_some() || s.libc == Some(Libc::Glibc))
+            .or_else(|| self.systems().next());
+        if let Some(s) = preferred {
+            return s.rust_target;
+        }
         let triples = match self.libc {
             Some(Libc::Musl) => self.arch.musl_triples,
             _ => self.arch.glibc_triples,
         };
         triples.first().copied().unwrap_or(self.arch.nix_cpu)
     }
+
+    /// The libcs a file of this platform may use when the name did not pin one.
+    pub fn libcs(&self) -> Vec<Libc> {
+        if let Some(l) = self.libc {
+            return vec![l];
+        }
+        let mut out: Vec<Libc> = SYSTEMS
+            .iter()
+            .filter(|s| s.os == self.os && s.arch == self.arch.key)
+            .filter_map(|s| s.libc)
+            .collect();
+        if self.os == Os::Linux {
+            // Any Linux row can carry either; a row with a musl loader supports musl.
+            out.push(Libc::Glibc);
+            if !self.arch.musl_loader.is_empty() {
+                out.push(Libc::Musl);
+            }
+        }
+        let mut seen = Vec::new();
+        out.retain(|l| {
+            let new = !seen.contains(l);
+            seen.push(*l);
+            new
+        });
+        out
+    }
 }
 
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.oci())
     }
 }
 
-fn contains_dash_bounded(haystack: &str, needle: &str) -> bool {
-    haystack.match_indices(needle).any(|(i, _)| {
-        let before_ok = i == 0 || haystack.as_bytes()[i - 1] == b'-';
-        let end = i + needle.len();
-        let after_ok = end == haystack.len() || haystack.as_bytes()[end] == b'-';
-        before_ok && after_ok
-    })
-}
-
-fn parse_oci(name: &str) -> Option<Platform> {
-    let mut parts = name.split('/');
-    let os = Os::parse(parts.next()?)?;
-    let arch_name = parts.next()?;
-    let variant = parts.next();
-    if parts.next().is_some() {
-        return None;
-    }
-    let arch = ARCHES.iter().find(|a| {
-        a.oci_arch == arch_name
-            && match variant {
-                None => a.oci_variant.is_none() || is_default_variant(a),
-                Some(v) => a.oci_variant == Some(v) || a.oci_variant_aliases.contains(&v),
-            }
-    })?;
-    if os != Os::Linux && !arch.other_os_names.iter().any(|(_, o)| *o == os) {
-        return None;
-    }
-    Some(Platform {
-        os,
-        arch,
-        libc: None,
-    })
-}
-
-/// `linux/arm` without a variant means v7, as in the OCI image index spec's examples and
-/// in Docker's normalisation.
-fn is_default_variant(arch: &Arch) -> bool {
-    arch.oci_variant.is_some()
-        && ARCHES
-            .iter()
-            .filter(|a| a.oci_arch == arch.oci_arch)
-            .max_by_key(|a| a.oci_variant)
-            .is_some_and(|a| a == arch)
-}
-
-/// Every name the table accepts, for suggestions and for the `platforms` listing.
-pub fn all_names() -> Vec<String> {
-    let mut names = Vec::new();
-    for a in ARCHES {
-        names.push(Platform::linux(a).oci());
-        names.push(a.nix_system());
-        names.extend(a.pkgs_cross_glibc.iter().map(|s| s.to_string()));
-        names.extend(a.pkgs_cross_musl.iter().map(|s| s.to_string()));
-        names.extend(a.triples().map(str::to_string));
-        names.extend(a.other_os_names.iter().map(|(n, _)| n.to_string()));
-    }
-    names
-}
-
-fn close_matches(name: &str) -> Vec<String> {
-    let mut scored: Vec<(f64, String)> = all_names()
-        .into_iter()
-        .map(|n| {
-            (
-                strsim::jaro_winkler(&n.to_lowercase(), &name.to_lowercase()),
-                n,
-            )
+/// The row an ELF belongs to: machine, class and byte order first, then the ABI among
+/// siblings; rows that run the file's OS come before the others.
+pub fn identify_elf(
+    machine: u16,
+    class: Class,
+    byte_order: ByteOrder,
+    abi: &ObservedAbi,
+    os: Option<Os>,
+) -> Option<&'static Arch> {
+    let mut candidates = arches_for_elf(machine, class, byte_order);
+    let os = os.unwrap_or(Os::Linux);
+    candidates.sort_by_key(|a| !a.oses().contains(&os));
+    candidates
+        .iter()
+        .find(|a| a.abi.exactly(abi))
+        .or_else(|| {
+            // Older code runs on a newer row: the lowest row that accepts it is its home.
+            candidates
+                .iter()
+                .filter(|a| a.abi.mismatch(abi).is_none())
+                .min_by_key(|a| {
+                    (
+                        !a.oses().contains(&os),
+                        match a.abi {
+                            AbiSpec::Arm { arch_version, .. } => arch_version,
+                            _ => 0,
+                        },
+                    )
+                })
         })
-        .filter(|(s, _)| *s > 0.75)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(5).map(|(_, n)| n).collect()
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown platform '{name}'{}", suggest(.suggestions))]
-pub struct UnknownPlatform {
-    pub name: String,
-    pub suggestions: Vec<String>,
-}
-
-fn suggest(s: &[String]) -> String {
-    if s.is_empty() {
-        "; run `mab-verify platforms` to list every accepted name".to_string()
-    } else {
-        format!("; did you mean {}?", s.join(", "))
-    }
+        .or_else(|| candidates.first())
+        .copied()
 }
 
 /// Rows matching an ELF's machine, class and byte order.
 pub fn arches_for_elf(machine: u16, class: Class, byte_order: ByteOrder) -> Vec<&'static Arch> {
     ARCHES
         .iter()
+        .filter(|a| a.elf_machine != object::elf::EM_NONE)
         .filter(|a| a.elf_machine == machine && a.class == class && a.byte_order == byte_order)
         .collect()
 }
@@ -665,7 +439,13 @@ pub fn arch_for_pe(machine: u16) -> Option<&'static Arch> {
     ARCHES.iter().find(|a| a.pe_machine == Some(machine))
 }
 
-/// Which row (if any) a loader path names, with its libc; Nix store loaders match by file name.
+/// The wasm32 row (a `\0asm` module says nothing more about its CPU).
+pub fn arch_for_wasm() -> Option<&'static Arch> {
+    Arch::by_key("wasm32")
+}
+
+/// Which Linux rows (if any) a loader path names, with its libc; Nix store loaders match by
+/// file name.
 pub fn arches_for_loader(loader: &str) -> Vec<(&'static Arch, Libc)> {
     let name = file_name(loader);
     ARCHES

@@ -56,7 +56,7 @@ pub fn find_emulator(
     overrides: &EmulatorOverrides,
     path_var: Option<&std::ffi::OsStr>,
 ) -> Result<Emulator, MissingEmulator> {
-    if arch.is_host() {
+    if arch.runs_natively() {
         return Ok(Emulator::Native);
     }
     let var = arch.qemu_env_var();

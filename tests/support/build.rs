@@ -553,6 +553,7 @@ fn scan(layout: &Layout) -> Fixtures {
         musl_static: file(layout.musl("static")),
         nix: ARCHES
             .iter()
+            .filter(|a| a.toolchain.is_some())
             .map(|a| closure_at(a, layout.nix_root(a)))
             .filter(|c| present(&c.bin))
             .collect(),
