@@ -2,8 +2,8 @@
 //! a sealed run cannot change the artifact, two assembles into one output never both succeed,
 //! and GitHub annotations cannot be injected by data.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{command, run_cmd};
 use std::os::unix::fs::PermissionsExt;

@@ -1,9 +1,9 @@
 //! `mab-verify build` with the real nix CLI, offline, against a fixture flake that needs no
 //! nixpkgs; and `merge-reports` reproducing the single-run verdict.
 
-mod harness;
-mod nix_versions;
-mod support;
+use crate::harness;
+use crate::nix_versions;
+use crate::support;
 
 use harness::{Outcome, command, run_cmd};
 use nix_versions::{Nix, NixVersion, nix};

@@ -323,10 +323,10 @@ fn fingerprint(closures: &Path) -> String {
     let mut h = sha2::Sha256::new();
     let sources = [
         include_str!("images.rs"),
-        include_str!("../../src/write/mod.rs"),
-        include_str!("../../src/write/layer.rs"),
-        include_str!("../../src/write/layout.rs"),
-        include_str!("../../src/write/archive.rs"),
+        include_str!("../../../src/write/mod.rs"),
+        include_str!("../../../src/write/layer.rs"),
+        include_str!("../../../src/write/layout.rs"),
+        include_str!("../../../src/write/archive.rs"),
     ];
     for text in sources {
         h.update((text.len() as u64).to_le_bytes());

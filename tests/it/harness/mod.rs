@@ -1,5 +1,6 @@
 //! Runs the real `mab-verify` binary and reads its JSON report, for integration tests.
-#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod registry;
 
 use serde_json::Value;
 use std::ffi::OsStr;

@@ -1,7 +1,7 @@
 //! The fixtures are what they claim: each hello reads as its row, the Nix-like closures point
 //! into their store, and the binaries really run (under qemu-user with the loader cure).
 
-mod support;
+use crate::support;
 
 use mab_verify::demo;
 use mab_verify::inspect::closure::{FactCache, HostTree, resolve_closure};

@@ -1,8 +1,8 @@
 //! Settings resolved once, end to end: bad values are exit 2 naming the key, flags beat
 //! `mab.toml`, every verifying command takes the verify flags, and `--expect` is a set.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{command, mab, run_cmd};
 use rstest::rstest;

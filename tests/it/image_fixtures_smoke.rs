@@ -2,8 +2,8 @@
 //! the good ones and see the right platforms, and each broken or hostile one is broken in
 //! exactly the intended way.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use mab_verify::demo;
 use mab_verify::inspect::inspect_bytes;

@@ -1,8 +1,9 @@
 //! The CI gate, the report formats (Markdown audit, JUnit, GitHub annotations) and the
 //! committed JSON schema every report must satisfy.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
+use crate::harness::registry;
 
 use harness::{command, mab, redact, run_cmd, snapshot_settings};
 use serde_json::Value;
@@ -283,9 +284,6 @@ fn an_artifact_changed_after_verification_is_refused() {
     );
     assert!(!marker.exists());
 }
-
-#[path = "harness/registry.rs"]
-mod registry;
 
 fn assembled(dir: &Path) -> std::path::PathBuf {
     let archive = dir.join("app.oci.tar");

@@ -1,8 +1,8 @@
 //! Runs under real qemu-user: every platform prints its own ARCH, and misbehaving binaries are
 //! caught, bounded and cleaned up.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{check_of, command, mab, run_cmd, status_of};
 use rstest::rstest;

@@ -1,11 +1,9 @@
 //! `assemble`: a multi-arch OCI archive or layout from per-platform images, checked by
 //! skopeo, umoci and a real registry; and the article's push script as an input.
 
-mod harness;
-mod support;
-
-#[path = "harness/registry.rs"]
-mod registry;
+use crate::harness;
+use crate::support;
+use crate::harness::registry;
 
 use harness::{command, mab, run_cmd, status_of};
 use mab_verify::platform::{Arch, Platform};

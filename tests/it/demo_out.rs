@@ -2,10 +2,8 @@
 //! demo's files (the blocks marked `<!-- tests/demo_out.rs runs this block -->`) work on them as
 //! written, pushes included (to a real registry on 127.0.0.1, put in place of 127.0.0.1:5000).
 
-mod harness;
-
-#[path = "harness/registry.rs"]
-mod registry;
+use crate::harness;
+use crate::harness::registry;
 
 use harness::{command, run_cmd, skopeo};
 use mab_verify::demo::missing_toolchain;

@@ -1,7 +1,7 @@
 //! The repo's own Nix files, evaluated by the real nix with stub arguments (no nixpkgs here):
 //! they produce the attributes users rely on, and default.nix's src holds what a build reads.
 
-mod nix_versions;
+use crate::nix_versions;
 
 use nix_versions::{NixVersion, nix};
 use rstest::rstest;

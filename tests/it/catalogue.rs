@@ -1,6 +1,6 @@
 //! Check dependencies and statuses: one cause gives one failure, "does not apply" is its own status.
 
-mod harness;
+use crate::harness;
 
 use harness::{mab, status_of};
 

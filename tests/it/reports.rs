@@ -1,7 +1,7 @@
 //! Snapshots of the human and JSON reports, redacted so they hold on any machine.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{command, redact, run_cmd, snapshot_settings};
 use support::{fixtures, row};

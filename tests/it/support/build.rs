@@ -104,9 +104,9 @@ fn fingerprint() -> String {
     let sources = [
         include_str!("mod.rs"),
         include_str!("build.rs"),
-        include_str!("../../src/demo.rs"),
-        include_str!("../../demo/hello.c"),
-        include_str!("../../demo/hello.rs"),
+        include_str!("../../../src/demo.rs"),
+        include_str!("../../../demo/hello.c"),
+        include_str!("../../../demo/hello.rs"),
     ];
     for text in sources {
         h.update((text.len() as u64).to_le_bytes());

@@ -2,8 +2,8 @@
 //! none outlives its run, none reads a secret of the caller, none writes outside its run
 //! directory or reaches the network, and the timeout holds whatever they do with their pipes.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{check_of, command, run_cmd, status_of};
 use rstest::rstest;

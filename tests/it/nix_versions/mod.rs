@@ -1,6 +1,5 @@
 //! The two nix versions the Nix tests run against: Debian bookworm's 2.8 on PATH, and the
 //! current one (Debian trixie's 2.26) that `scripts/current-nix` installs under target/.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -17,7 +16,6 @@ pub enum NixVersion {
 /// A nix the tests can run: the PATH that selects it and what `nix --version` said.
 #[derive(Debug, Clone)]
 pub struct Nix {
-    pub version: NixVersion,
     pub path: OsString,
     pub reported: String,
     /// (major, minor) from `nix --version`.
@@ -95,7 +93,6 @@ pub fn nix(version: NixVersion) -> Option<Nix> {
     let reported = reported.expect("checked above");
     let release = parse_release(&reported).unwrap_or((0, 0));
     Some(Nix {
-        version,
         path,
         reported,
         release,

@@ -1,8 +1,8 @@
 //! Images and indexes: formats written by us and by umoci/skopeo, platform truth, broken and
 //! hostile archives, and runs of every platform's entrypoint under qemu.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{check_of, command, mab, run_cmd, status_of};
 use mab_verify::platform::Platform;

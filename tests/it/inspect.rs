@@ -1,7 +1,7 @@
 //! `mab-verify PATH` on real cross-built binaries: platforms, name forms, broken fixtures, bad input.
 
-mod harness;
-mod support;
+use crate::harness;
+use crate::support;
 
 use harness::{check_of, mab, status_of};
 use mab_verify::platform::{ARCHES, Platform, Verified};

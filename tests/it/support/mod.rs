@@ -18,7 +18,6 @@
 //!   (aarch64, powerpc64le)
 //!
 //! Container images made from the closures live in `images-v1/` beside `v1/`: see [`images`].
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 mod build;
 pub mod images;
