@@ -122,7 +122,9 @@ impl CheckId {
     /// What a pass proves: the README's check table says exactly this.
     pub const fn docs(self) -> &'static str {
         match self {
-            CheckId::NixEval => "a flake target that was asked for evaluates; a broken one is named with nix's error and does not hide the others (`mab-verify build`)",
+            CheckId::NixEval => {
+                "a flake target that was asked for evaluates; a broken one is named with nix's error and does not hide the others (`mab-verify build`)"
+            }
             CheckId::NixBuild => {
                 "a flake target built, and something says which platform it is for (`mab-verify build`)"
             }
@@ -137,7 +139,9 @@ impl CheckId {
             CheckId::IndexExpected => {
                 "every `--expect` (else `mab.toml` `expect`) platform present among an index's images, or among the binaries given with several `--expect` (a `set` artifact), nothing else unless `--allow-extra`"
             }
-            CheckId::IndexEmpty => "the input names at least one image: an index with no manifests verified nothing and fails",
+            CheckId::IndexEmpty => {
+                "the input names at least one image: an index with no manifests verified nothing and fails"
+            }
             CheckId::IndexMediaTypes => {
                 "warning: OCI and Docker media types mixed in one index (podman does this)"
             }

@@ -61,7 +61,8 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
     }
     // A private, read-only copy of exactly the verified bytes, for commands that can take a
     // path: nothing else can write it, whatever happens to the original.
-    let (copy_dir, verified) = crate::publish::place::verified_copy(artifact, &before, fingerprint)?;
+    let (copy_dir, verified) =
+        crate::publish::place::verified_copy(artifact, &before, fingerprint)?;
     // Checked again right before the command: the original is what was verified.
     let last = fingerprint(artifact)?;
     if last != before {

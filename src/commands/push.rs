@@ -116,9 +116,7 @@ pub fn push(
         Err(
             e @ (registry::PushError::DigestChanged { .. }
             | registry::PushError::BlobChanged { .. }),
-        ) => {
-            Err(Error::RegistryChanged(Box::new(e)))
-        }
+        ) => Err(Error::RegistryChanged(Box::new(e))),
         Err(e) if e.status().is_some_and(|s| s == 401 || s == 403) => {
             Err(Error::Registry(Box::new(e)))
         }

@@ -15,12 +15,12 @@
 
 use super::image::write_image;
 use super::{DEMO_NAME, build_hello, missing_toolchain};
-use crate::pipeline::{Input, verify_inputs};
-use crate::settings::{ExpectedPlatform, Settings};
 use crate::check::{Expected, ExpectedSource};
 use crate::error::{Error, Result};
+use crate::pipeline::{Input, verify_inputs};
 use crate::platform::{ARCHES, Arch, Platform};
 use crate::report::{self, Report};
+use crate::settings::{ExpectedPlatform, Settings};
 use std::path::{Path, PathBuf};
 
 /// Where the demo writes when `--out` is not given.

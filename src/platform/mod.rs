@@ -1,7 +1,7 @@
 //! Platform model: CPU rows, pkgsCross systems, OS and libc, and every lookup into them.
 
-mod aliases;
 mod abi;
+mod aliases;
 pub mod listing;
 mod names;
 mod os;

@@ -2,8 +2,8 @@
 //! skopeo, umoci and a real registry; and the article's push script as an input.
 
 use crate::harness;
-use crate::support;
 use crate::harness::registry;
+use crate::support;
 
 use harness::{command, mab, run_cmd, status_of};
 use mab_verify::platform::{Arch, Platform};

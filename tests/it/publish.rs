@@ -2,8 +2,8 @@
 //! committed JSON schema every report must satisfy.
 
 use crate::harness;
-use crate::support;
 use crate::harness::registry;
+use crate::support;
 
 use harness::{command, mab, redact, run_cmd, snapshot_settings};
 use serde_json::Value;

@@ -6,8 +6,8 @@
 //! real registry configured for token auth, with a token server in this file that signs
 //! RS256 JWTs through the `openssl` CLI.
 
-use crate::support;
 use crate::harness::registry;
+use crate::support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -669,7 +669,10 @@ fn credentials_from_an_auth_file_push_to_a_basic_auth_registry() {
 /// process environment (`REGISTRY_AUTH_FILE`, `HOME`) is read without racing other tests.
 fn run_child(test: &str, envs: &[(&str, &str)]) -> Output {
     // Inside the one test binary, a test's name starts with its module's path.
-    let test = &format!("{}::{test}", module_path!().split_once("::").map_or("", |(_, m)| m));
+    let test = &format!(
+        "{}::{test}",
+        module_path!().split_once("::").map_or("", |(_, m)| m)
+    );
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
