@@ -653,7 +653,7 @@ fn needed(elf: &ElfFacts, ctx: &BinaryContext<'_>) -> CheckResult {
 
 fn impure(elf: &ElfFacts, nix_output: bool) -> CheckResult {
     if !nix_output {
-        return CheckResult::skip(ids::ELF_IMPURE, "not a Nix output");
+        return CheckResult::not_applicable(ids::ELF_IMPURE, "not a Nix output");
     }
     let mut outside: Vec<String> = elf
         .runpath
