@@ -194,9 +194,12 @@ fn facts_of<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfFacts,
         interpreter.as_deref(),
     );
     let libc = match interpreter.as_deref() {
-        Some(interp) => os_of_loader(interp)
-            .and_then(|(_, l)| l)
-            .or_else(|| arches_for_loader(interp).first().map(|(_, l)| *l)),
+        // An OS-owned loader names the libc (or none, as illumos's): never fall back to a
+        // Linux row that happens to share the loader's file name.
+        Some(interp) => match os_of_loader(interp) {
+            Some((_, libc)) => libc,
+            None => arches_for_loader(interp).first().map(|(_, l)| *l),
+        },
         None => super::elf_os::libc_of_needed(
             &dynamic.needed,
             os_facts.glibc_versions,

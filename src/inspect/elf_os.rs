@@ -266,11 +266,13 @@ fn go_build_info<'d, H: FileHeader<Endian = Endianness>>(
     sections: &SectionTable<'d, H, &'d [u8]>,
 ) -> Option<GoBuildInfo> {
     const MAGIC: &[u8] = b"\xff Go buildinf:";
-    let (_, section) = sections.section_by_name(endian, b".go.buildinfo")?;
-    let bytes = section.data(endian, data).ok()?;
-    if !bytes.starts_with(MAGIC) || bytes.len() < 32 {
-        return None;
-    }
+    let header = sections
+        .section_by_name(endian, b".go.buildinfo")
+        .and_then(|(_, section)| section.data(endian, data).ok())
+        .filter(|bytes| bytes.starts_with(MAGIC) && bytes.len() >= 32);
+    let Some(bytes) = header else {
+        return go_modinfo_without_header(endian, data, sections);
+    };
     let flags = bytes[15];
     if flags & 2 == 0 {
         // Before Go 1.18 the strings sit behind pointers; not worth a relocation walk.
@@ -282,6 +284,32 @@ fn go_build_info<'d, H: FileHeader<Endian = Endianness>>(
     let mut rest = &bytes[32..];
     let version = read_varint_string(&mut rest)?;
     let modinfo = read_varint_string(&mut rest).unwrap_or_default();
+    Some(parse_modinfo(version, &modinfo))
+}
+
+/// A Go binary without a `.go.buildinfo` header (esbuild's release builds with Go 1.26 have
+/// none) still holds `runtime.modinfo` in `.rodata`, bracketed by the 16-byte sentinels
+/// runtime/debug strips (`infoStart`, `infoEnd`). Only files with Go's `.gopclntab` are
+/// searched, so a C file that happens to hold the bytes is never taken for Go.
+fn go_modinfo_without_header<'d, H: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    data: &'d [u8],
+    sections: &SectionTable<'d, H, &'d [u8]>,
+) -> Option<GoBuildInfo> {
+    const START: &[u8] = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6";
+    const END: &[u8] = b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2";
+    sections.section_by_name(endian, b".gopclntab")?;
+    let (_, rodata) = sections.section_by_name(endian, b".rodata")?;
+    let bytes = rodata.data(endian, data).ok()?;
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(bytes, START)? + START.len();
+    let len = find(&bytes[start..], END)?;
+    let modinfo = String::from_utf8_lossy(&bytes[start..start + len]);
+    Some(parse_modinfo("unknown (no .go.buildinfo)".into(), &modinfo))
+}
+
+/// The `build\tKEY=VALUE` settings of Go's module info that name the target.
+fn parse_modinfo(version: String, modinfo: &str) -> GoBuildInfo {
     let mut info = GoBuildInfo {
         version,
         ..GoBuildInfo::default()
@@ -302,7 +330,7 @@ fn go_build_info<'d, H: FileHeader<Endian = Endianness>>(
         };
         *slot = Some(value.to_string());
     }
-    Some(info)
+    info
 }
 
 fn read_varint_string(rest: &mut &[u8]) -> Option<String> {

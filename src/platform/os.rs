@@ -199,6 +199,11 @@ const OS_LOADERS: &[(&str, Os, Option<Libc>)] = &[
     ("/usr/lib/amd64/ld.so.1", Os::Illumos, None),
     ("/usr/lib/64/ld.so.1", Os::Illumos, None),
     ("/usr/lib/sparcv9/ld.so.1", Os::Illumos, None),
+    // Go's linker writes the `/lib` spelling (`/lib` is a link to `/usr/lib` there). Not
+    // `/lib/ld.so.1`: that is also glibc's loader on 32-bit PowerPC, s390 and MIPS.
+    ("/lib/amd64/ld.so.1", Os::Illumos, None),
+    ("/lib/64/ld.so.1", Os::Illumos, None),
+    ("/lib/sparcv9/ld.so.1", Os::Illumos, None),
 ];
 
 /// The OS (and libc) an OS-owned loader path names.

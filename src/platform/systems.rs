@@ -17,7 +17,8 @@ pub struct System {
     /// What nixpkgs gives as `rust.rustcTarget`.
     pub rust_target: &'static str,
     /// Whether the test suite checks a real binary of this OS, row and libc (Debian's cross
-    /// builds in tests/support, Zig and Go builds in tests/foreign_platforms.rs).
+    /// builds in tests/support, Zig and Go builds in tests/foreign_platforms.rs, esbuild's
+    /// released Go binaries in tests/it/third_party.rs).
     pub verified: Verified,
 }
 
@@ -32,7 +33,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "aarch64",
         libc: Some(Libc::Bionic),
         rust_target: "aarch64-unknown-linux-android",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "aarch64-android-prebuilt",
@@ -788,7 +789,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Oblibc),
         rust_target: "x86_64-unknown-openbsd",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "x86_64-unknown-uefi",

@@ -22,3 +22,4 @@ mod run;
 mod runtime_reading;
 mod sealed_runs;
 mod settings;
+mod third_party;
