@@ -114,6 +114,12 @@ pub(crate) struct RunLayers {
     top: RunLayer,
 }
 
+/// The `[limits]` of a parsed `mab.toml`, validated as `Settings::resolve` does (the config
+/// fuzz target drives this: no value may panic).
+pub fn config_limits(config: &crate::config::Config) -> Result<crate::image::Limits> {
+    validate::limits(config, "mab.toml")
+}
+
 impl Settings {
     /// Load the config the flags name and resolve everything.
     pub fn resolve(flags: &VerifyFlags) -> Result<Settings> {

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = Config::parse(text) else {
         return;
     };
-    let _ = config.limits();
+    let _ = mab_verify::settings::config_limits(&config);
     let _ = config.emulator_overrides();
     for name in config.platform.keys().chain(&config.expect) {
         let platform = Platform::parse(name).expect("Config::parse accepted this platform name");
