@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod nix;
 pub mod pipeline;
 pub mod platform;
+pub mod progress;
 pub mod publish;
 pub mod redact;
 pub mod report;

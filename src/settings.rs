@@ -123,7 +123,10 @@ pub fn config_limits(config: &crate::config::Config) -> Result<crate::image::Lim
 impl Settings {
     /// Load the config the flags name and resolve everything.
     pub fn resolve(flags: &VerifyFlags) -> Result<Settings> {
-        crate::pipeline::set_quiet(flags.quiet);
+        crate::progress::install(crate::progress::Progress::resolve(
+            flags.quiet,
+            flags.color != ColorChoice::Never,
+        ));
         let config = Config::load(flags.config.as_deref())?;
         let place = match &flags.config {
             Some(p) => p.display().to_string(),
@@ -299,9 +302,7 @@ fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto if std::env::var_os(env::NO_COLOR).is_some_and(|v| !v.is_empty()) => {
-            false
-        }
+        ColorChoice::Auto if env::no_color() => false,
         ColorChoice::Auto if set(env::CLICOLOR_FORCE) => true,
         ColorChoice::Auto => std::io::stdout().is_terminal(),
     }

@@ -434,8 +434,12 @@ fn scan_member(
         Some(n) => Box::new(reader.take(n)),
         None => reader,
     };
+    let what = format!("layer {}", crate::progress::short_digest(label));
+    let counted = crate::progress::current()
+        .bytes(what, Some(declared_size.unwrap_or(stored)))
+        .reader(bounded);
     let scan = layer::scan(
-        bounded,
+        counted,
         label,
         ctx.opts.limits,
         budget,

@@ -18,14 +18,6 @@ use crate::settings::{ExpectedPlatform, Settings};
 pub use binaries::{Outcome, verify_binaries};
 pub use image::verify_set;
 pub use output::print_report;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// `--quiet`: progress lines are not printed.
-static QUIET: AtomicBool = AtomicBool::new(false);
-
-pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
-}
 use std::path::{Path, PathBuf};
 
 /// A path to verify, and what its producer says it is for (a build target's platform).
@@ -120,9 +112,7 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
 
 /// One line per step on stderr, on a terminal and in CI logs alike; nothing with `--quiet`.
 pub fn progress(message: &str) {
-    if !QUIET.load(Ordering::Relaxed) {
-        eprintln!("{message}");
-    }
+    crate::progress::step(message)
 }
 
 /// Verify one artifact as `mab-verify PATH` would and print its report.

@@ -841,7 +841,7 @@ fn same_origin(base: &str, url: &str) -> bool {
 /// Content-Length, after which the client sends nothing more) fails instead if the digest is
 /// not `expected`, so the registry never receives a complete body.
 struct VerifyingReader {
-    inner: File,
+    inner: crate::progress::ReadBytes<File>,
     hasher: sha2::Sha256,
     expected: String,
     len: u64,
@@ -1032,8 +1032,11 @@ impl<'a> Client<'a> {
                     .metadata()
                     .map_err(|e| layout_error(path, format!("cannot read {}: {e}", call.what)))?
                     .len();
+                let what = format!("uploading {}", crate::progress::short_digest(expected));
                 let mut reader = VerifyingReader {
-                    inner: file,
+                    inner: crate::progress::current()
+                        .bytes(what, Some(len))
+                        .reader(file),
                     hasher: sha2::Digest::new(),
                     expected: expected.to_string(),
                     len,

@@ -36,6 +36,11 @@ pub mod env {
     pub const REPORT: &str = "MAB_REPORT";
     pub const PLATFORMS: &str = "MAB_PLATFORMS";
 
+    /// `NO_COLOR` set and non-empty: no colour on stdout nor in progress bars.
+    pub fn no_color() -> bool {
+        std::env::var_os(NO_COLOR).is_some_and(|v| !v.is_empty())
+    }
+
     /// `SOURCE_DATE_EPOCH`, or `None` when unset. A malformed value is refused by
     /// `Settings::resolve`, so later readers may ignore it.
     pub fn source_date_epoch() -> std::result::Result<Option<u64>, String> {

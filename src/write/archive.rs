@@ -13,10 +13,16 @@ use std::path::Path;
 /// on every entry, root-owned, uncompressed (what `oci-archive:` readers expect).
 pub fn write_oci_archive(layout: &Path, out: &Path, mtime: u64) -> Result<()> {
     let file = File::create(out).map_err(io_at("create", out))?;
-    let mut tar = LayerBuilder::new(BufWriter::new(file), Compression::None, mtime)?;
+    let counted = crate::progress::current()
+        .bytes(format!("writing {}", out.display()), None)
+        .writer(BufWriter::new(file));
+    let mut tar = LayerBuilder::new(counted, Compression::None, mtime)?;
     tar.tree(layout, "")?;
-    let (out_buf, _) = tar.finish()?;
-    out_buf.into_inner().map_err(|e| e.into_error())?;
+    let (counted, _) = tar.finish()?;
+    counted
+        .into_inner()
+        .into_inner()
+        .map_err(|e| e.into_error())?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod image_fixtures_smoke;
 mod images;
 mod inspect;
 mod nix_files;
+mod progress;
 mod publish;
 mod publish_exact;
 mod registry_push;
