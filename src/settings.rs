@@ -4,6 +4,7 @@
 //! value is checked here (exit 2 naming the key and range); stages take only the result.
 
 use crate::check::run::{DEFAULT_TEMPLATE, OutputExpectation, render};
+use crate::check::{Expected, ExpectedSource};
 use crate::cli::{ColorChoice, Format, ReportSpec, VerifyFlags};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -27,18 +28,12 @@ pub const MAX_OUTPUT_CAP: i64 = 1 << 30;
 /// Template placeholders `check::run::render` fills in.
 pub const PLACEHOLDERS: &[&str] = &["os", "arch", "oci_arch", "variant", "triple", "version"];
 
-/// A platform the artifacts must be, and the name it was given by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpectedPlatform {
-    pub name: String,
-    pub platform: Platform,
-}
-
 /// Everything a verifying command needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `--expect`, else `mab.toml` `expect`: every one must be present.
-    pub expects: Vec<ExpectedPlatform>,
+    /// `--expect`, else `mab.toml` `expect`: every one must be present (`pipeline::expect`
+    /// is the one reader).
+    pub expects: Vec<Expected>,
     /// `--platform`: only this platform's image of an index.
     pub platform_filter: Option<Platform>,
     pub allow_extra: bool,
@@ -151,9 +146,9 @@ impl Settings {
         let expects = names
             .iter()
             .map(|name| {
-                Ok(ExpectedPlatform {
-                    name: name.clone(),
+                Ok(Expected {
                     platform: crate::platform::parse_normalized(name)?,
+                    source: ExpectedSource::Flag { name: name.clone() },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -234,6 +229,20 @@ impl Settings {
                 top,
             },
         })
+    }
+
+    /// Expect `platforms` when neither `--expect` nor `mab.toml` named any (the demo holds
+    /// its archive to every platform it built).
+    pub fn expect_by_default(&mut self, platforms: &[Platform]) {
+        if self.expects.is_empty() {
+            self.expects = platforms
+                .iter()
+                .map(|p| Expected {
+                    platform: *p,
+                    source: ExpectedSource::Flag { name: p.oci() },
+                })
+                .collect();
+        }
     }
 
     /// The run settings for `platform`: flag > its platform table > `[run]` > default.

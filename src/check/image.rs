@@ -336,7 +336,12 @@ pub fn duplicates(entries: &[IndexEntry]) -> CheckResult {
 }
 
 /// `index.expected`: every expected platform present, nothing else unless extras are allowed.
-pub fn expected(present: &[Platform], expected: &[Platform], allow_extra: bool) -> CheckResult {
+pub fn expected(
+    present: &[Platform],
+    expected: &[super::Expected],
+    allow_extra: bool,
+) -> CheckResult {
+    let expected: Vec<Platform> = expected.iter().map(|e| e.platform).collect();
     let missing: Vec<String> = expected
         .iter()
         .filter(|e| !present.iter().any(|p| p.arch == e.arch && p.os == e.os))

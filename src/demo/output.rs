@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Input, verify_inputs};
 use crate::platform::{ARCHES, Arch, Platform};
 use crate::report::{self, Report};
-use crate::settings::{ExpectedPlatform, Settings};
+use crate::settings::Settings;
 use std::path::{Path, PathBuf};
 
 /// Where the demo writes when `--out` is not given.
@@ -128,16 +128,8 @@ pub fn run(dir: &Path, options: &Settings) -> Result<Outcome> {
     }
     let platforms: Vec<Platform> = built.iter().map(|(a, _)| Platform::linux(a)).collect();
     let mut options = options.clone();
-    if options.expects.is_empty() {
-        // The archive must hold every platform that was built (index.expected).
-        options.expects = platforms
-            .iter()
-            .map(|p| ExpectedPlatform {
-                name: p.oci(),
-                platform: *p,
-            })
-            .collect();
-    }
+    // The archive must hold every platform that was built (index.expected).
+    options.expect_by_default(&platforms);
     eprintln!("demo: verifying {} and {} binaries…", ARCHIVE, built.len());
     let (artifacts, missing_emulators) = verify_inputs(&inputs, &options)?;
     let report = Report::new(vec![dir.display().to_string()], artifacts, options.strict);

@@ -74,8 +74,10 @@ pub fn verify_binaries(inputs: Vec<String>, targets: Vec<Target>, options: &Sett
     missing.dedup();
     // With one --expect every binary is held to it (elf.machine); with several, each is held to
     // its own, and only the set check sees that one is missing.
-    if options.expects.len() > 1 && !artifacts.is_empty() {
-        artifacts.push(expected_set(&present, options));
+    if !artifacts.is_empty()
+        && let Some(set) = expected_set(&present, options)
+    {
+        artifacts.push(set);
     }
     Outcome {
         report: Report::new(inputs, artifacts, options.strict),
@@ -88,7 +90,7 @@ fn prepare(target: Target, options: &Settings, cache: &mut FactCache) -> Prepare
         Ok(facts) => facts,
         Err(e) => inspect_bytes(format!("unreadable: {e}").as_bytes()),
     };
-    let expected = expected_for(&target, &facts, &options.expects);
+    let expected = expected_for(&target, &facts, options);
     let nix_output = target.store.is_some();
     let (closure, no_root_hint) = match (facts.elf(), &expected) {
         (Some(elf), Some(exp)) if elf.interpreter.is_some() || !elf.needed.is_empty() => {

@@ -1,20 +1,25 @@
 //! What each binary must be, where its loader and libraries live, and whether every expected platform is there.
 
-use crate::check::{Expected, ExpectedSource};
+use crate::check::image as image_checks;
+use crate::check::{CheckResult, Expected, ExpectedSource};
 use crate::discover::Target;
+use crate::image::ImageSet;
 use crate::inspect::BinaryFacts;
 use crate::platform::Platform;
 use crate::report::Artifact;
 use crate::rootfs::{Root, RootOrigin};
 use crate::run::RunReport;
-use crate::settings::{ExpectedPlatform, Settings};
+use crate::settings::Settings;
 use std::path::{Path, PathBuf};
 
+/// The platform a binary is held to: its build target's, else an `--expect`, else its store
+/// name's triple, else its own.
 pub(crate) fn expected_for(
     target: &Target,
     facts: &BinaryFacts,
-    expects: &[ExpectedPlatform],
+    options: &Settings,
 ) -> Option<Expected> {
+    let expects = &options.expects;
     if let Some(declared) = &target.declared {
         return Some(declared.clone());
     }
@@ -25,12 +30,7 @@ pub(crate) fn expected_for(
             .iter()
             .find(|e| own.is_some_and(|o| o.arch == e.platform.arch && o.os == e.platform.os))
             .unwrap_or(&expects[0]);
-        return Some(Expected {
-            platform: chosen.platform,
-            source: ExpectedSource::Flag {
-                name: chosen.name.clone(),
-            },
-        });
+        return Some(chosen.clone());
     }
     if let Some(store) = &target.store
         && let Some((platform, triple)) = Platform::from_store_name(&store.store_name)
@@ -89,10 +89,46 @@ pub(crate) fn choose_root(
         .map(|d| Root::new(d, RootOrigin::DebianCross))
 }
 
-/// `--expect` over binaries is a set, as over an index: every expected platform is among them.
-pub(crate) fn expected_set(present: &[Platform], options: &Settings) -> Artifact {
-    let expected: Vec<Platform> = options.expects.iter().map(|e| e.platform).collect();
-    Artifact {
+/// The settings an input's images are verified with: an image built for a known platform must
+/// be that platform, which is what index.expected checks.
+pub(crate) fn held_to(options: &Settings, declared: Option<&Expected>) -> Settings {
+    let mut held = options.clone();
+    if let Some(e) = declared {
+        held.expects = vec![e.clone()];
+    }
+    held
+}
+
+/// `index.expected` of an image set, when platforms are expected of it: each image counts as
+/// the platform its index entry, else its config, declares.
+pub(crate) fn index_expected(set: &ImageSet, options: &Settings) -> Option<CheckResult> {
+    if options.expects.is_empty() {
+        return None;
+    }
+    let present: Vec<Platform> = set
+        .images
+        .iter()
+        .filter_map(|img| {
+            img.index_platform
+                .as_ref()
+                .and_then(image_checks::declared)
+                .or_else(|| image_checks::declared(&img.config.platform()))
+        })
+        .collect();
+    Some(image_checks::expected(
+        &present,
+        &options.expects,
+        options.allow_extra,
+    ))
+}
+
+/// `--expect` over binaries is a set, as over an index: with several, every expected platform
+/// is among them (with one, each binary is already held to it by elf.machine).
+pub(crate) fn expected_set(present: &[Platform], options: &Settings) -> Option<Artifact> {
+    if options.expects.len() < 2 {
+        return None;
+    }
+    Some(Artifact {
         path: "@expected".into(),
         resolved_path: String::new(),
         sha256: String::new(),
@@ -107,6 +143,6 @@ pub(crate) fn expected_set(present: &[Platform], options: &Settings) -> Artifact
             reason: "a set of binaries has nothing to run".into(),
         },
         // A binary of no expected platform already fails elf.machine: only absence counts here.
-        checks: vec![crate::check::image::expected(present, &expected, true)],
-    }
+        checks: vec![image_checks::expected(present, &options.expects, true)],
+    })
 }

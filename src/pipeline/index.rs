@@ -2,7 +2,6 @@
 
 use crate::check::image as checks;
 use crate::image::ImageSet;
-use crate::platform::Platform;
 use crate::report::Artifact;
 use crate::run::RunReport;
 use crate::settings::Settings;
@@ -13,7 +12,8 @@ use std::path::Path;
 pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
     let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
     let empty = crate::image::nothing_verified(set);
-    if !has_platforms && options.expects.is_empty() && empty.is_none() {
+    let expected = super::expect::index_expected(set, options);
+    if !has_platforms && expected.is_none() && empty.is_none() {
         return None;
     }
     let mut results: Vec<_> = empty.into_iter().collect();
@@ -30,20 +30,7 @@ pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) ->
         results.push(checks::duplicates(&set.entries));
         results.push(checks::media_types(&set.entries));
     }
-    if !options.expects.is_empty() {
-        let present: Vec<Platform> = set
-            .images
-            .iter()
-            .filter_map(|img| {
-                img.index_platform
-                    .as_ref()
-                    .and_then(checks::declared)
-                    .or_else(|| checks::declared(&img.config.platform()))
-            })
-            .collect();
-        let expected: Vec<Platform> = options.expects.iter().map(|e| e.platform).collect();
-        results.push(checks::expected(&present, &expected, options.allow_extra));
-    }
+    results.extend(expected);
     Some(Artifact {
         path: format!("{input}@index"),
         resolved_path: input.to_string(),

@@ -14,7 +14,7 @@ use crate::discover::discover;
 use crate::error::{Error, Result};
 use crate::report::{Artifact, Report};
 use crate::run::RunReport;
-use crate::settings::{ExpectedPlatform, Settings};
+use crate::settings::Settings;
 pub use binaries::{Outcome, verify_binaries};
 pub use image::verify_set;
 pub use output::print_report;
@@ -51,17 +51,7 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
     for input in inputs {
         let p = &input.path;
         let bad = |e: crate::image::ImageError| Error::input(p, e.to_string());
-        // An image built for a known platform must be that platform: it is what index.expected checks.
-        let set_options = match &input.declared {
-            Some(e) => Settings {
-                expects: vec![ExpectedPlatform {
-                    name: e.platform.oci(),
-                    platform: e.platform,
-                }],
-                ..options.clone()
-            },
-            None => options.clone(),
-        };
+        let set_options = expect::held_to(options, input.declared.as_ref());
         if !p.exists() {
             targets.extend(discover(p, options.all)?);
             continue;

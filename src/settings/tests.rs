@@ -66,7 +66,10 @@ fn a_flag_beats_every_config_layer_for_every_setting_both_can_give() {
     assert_eq!(
         s.expects
             .iter()
-            .map(|e| e.name.as_str())
+            .map(|e| match &e.source {
+                crate::check::ExpectedSource::Flag { name } => name.as_str(),
+                other => panic!("{other:?}"),
+            })
             .collect::<Vec<_>>(),
         ["linux/arm64"]
     );
