@@ -231,6 +231,18 @@ fn foreign_runtime(f: &ForeignFacts, expected: &Expected) -> CheckResult {
     }
 }
 
+/// A binary with no `--expect`, no triple in a store name, and bytes that match no row:
+/// `elf.format` says what it is, the other binary checks have no platform to hold it to.
+pub fn unidentified(at: &str, facts: &BinaryFacts) -> Vec<CheckResult> {
+    let mut out = vec![unreadable(at, facts, "ELF")];
+    out.extend(
+        ids::BINARY_CHECKS[1..7]
+            .iter()
+            .map(|id| CheckResult::skip(id, "platform unknown")),
+    );
+    out
+}
+
 /// `elf.format` for a file that is no binary at all, or one that cannot be parsed; needs no
 /// expected platform.
 pub fn unreadable(at: &str, facts: &BinaryFacts, want: &str) -> CheckResult {

@@ -5,6 +5,7 @@ pub mod elf;
 pub mod image;
 pub mod nix;
 pub mod run;
+pub mod structure;
 
 use crate::platform::Platform;
 use serde::Serialize;

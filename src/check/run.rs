@@ -61,6 +61,33 @@ pub fn check_run(
     }
 }
 
+/// [`check_run`] under `--require-run` (`required`): a run skipped for want of an emulator
+/// fails `run.exec` instead of skipping it.
+pub fn check_run_required(
+    run: &RunReport,
+    expected: &Expected,
+    output: &OutputExpectation,
+    required: bool,
+) -> Vec<CheckResult> {
+    let mut results = check_run(run, expected, output);
+    if required && matches!(run, RunReport::Skipped { .. }) {
+        for c in &mut results {
+            if c.id == ids::RUN_EXEC {
+                c.status = super::Status::Fail;
+            }
+        }
+    }
+    results
+}
+
+/// The `run.*` results of a binary whose platform nobody knows: nothing to run it as.
+pub fn platform_unknown() -> Vec<CheckResult> {
+    vec![
+        CheckResult::skip(ids::RUN_EXEC, "platform unknown"),
+        CheckResult::skip(ids::RUN_OUTPUT, "platform unknown"),
+    ]
+}
+
 fn stderr_tail(c: &crate::run::Captured) -> String {
     let tail: String = c
         .stderr

@@ -511,23 +511,6 @@ fn scan_layers(
     Ok(scans)
 }
 
-/// `index.empty`: an input that names no image verified nothing, which is no pass.
-pub fn nothing_verified(set: &ImageSet) -> Option<crate::check::CheckResult> {
-    if !set.images.is_empty() {
-        return None;
-    }
-    Some(
-        crate::check::CheckResult::fail(
-            crate::check::ids::INDEX_EMPTY,
-            "nothing was verified: the index lists no image manifest",
-        )
-        .expected("at least one image manifest")
-        .found(format!("{} index entries, no image", set.entries.len()))
-        .at(set.path.display().to_string())
-        .hint("point at the per-platform images, or rebuild the index from them (mab-verify assemble)"),
-    )
-}
-
 fn blob_path(digest: &str) -> Result<String, ImageError> {
     let hex = docs::check_digest(digest).map_err(ImageError::Hostile)?;
     Ok(format!("blobs/sha256/{hex}"))

@@ -4,8 +4,8 @@ use super::execute::{execute, expected_output, not_runnable};
 use super::expect::{choose_root, expected_for, expected_set};
 use super::progress;
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
-use crate::check::run::{OutputExpectation, check_run};
-use crate::check::{CheckResult, Expected, Status, ids};
+use crate::check::run::{OutputExpectation, check_run_required, platform_unknown};
+use crate::check::{CheckResult, Expected};
 use crate::discover::Target;
 use crate::inspect::closure::{ClosureFacts, FactCache, HostTree, resolve_closure};
 use crate::inspect::{BinaryFacts, inspect_bytes, inspect_file};
@@ -133,7 +133,7 @@ fn prepare(target: Target, options: &Settings, cache: &mut FactCache) -> Prepare
             },
             nix_output,
         }),
-        None => unidentified(&target, &facts),
+        None => crate::check::elf::unidentified(&target.display, &facts),
     };
     Prepared {
         target,
@@ -142,17 +142,6 @@ fn prepare(target: Target, options: &Settings, cache: &mut FactCache) -> Prepare
         closure,
         checks,
     }
-}
-
-/// No `--expect`, no triple in a store name, and the bytes match no row.
-fn unidentified(target: &Target, facts: &BinaryFacts) -> Vec<CheckResult> {
-    let mut out = vec![crate::check::elf::unreadable(&target.display, facts, "ELF")];
-    out.extend(
-        ids::BINARY_CHECKS[1..7]
-            .iter()
-            .map(|id| CheckResult::skip(id, "platform unknown")),
-    );
-    out
 }
 
 fn output_expectation(p: &Prepared, options: &Settings) -> OutputExpectation {
@@ -174,19 +163,14 @@ fn store_version(p: &Prepared) -> Option<String> {
 
 fn artifact(p: Prepared, run: RunReport, options: &Settings) -> Artifact {
     let mut checks = p.checks.clone();
-    if let Some(expected) = &p.expected {
-        let mut run_checks = check_run(&run, expected, &output_expectation(&p, options));
-        if options.require_run {
-            for c in &mut run_checks {
-                if c.id == ids::RUN_EXEC && matches!(run, RunReport::Skipped { .. }) {
-                    c.status = Status::Fail;
-                }
-            }
-        }
-        checks.extend(run_checks);
-    } else {
-        checks.push(CheckResult::skip(ids::RUN_EXEC, "platform unknown"));
-        checks.push(CheckResult::skip(ids::RUN_OUTPUT, "platform unknown"));
+    match &p.expected {
+        Some(expected) => checks.extend(check_run_required(
+            &run,
+            expected,
+            &output_expectation(&p, options),
+            options.require_run,
+        )),
+        None => checks.extend(platform_unknown()),
     }
     crate::check::apply_dependencies(&mut checks);
     Artifact {

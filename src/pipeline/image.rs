@@ -6,8 +6,9 @@ use super::index::index_artifact;
 use super::progress;
 use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::image as checks;
-use crate::check::run::check_run;
-use crate::check::{CheckResult, Expected, ExpectedSource, Status, ids};
+use crate::check::run::check_run_required;
+use crate::check::structure;
+use crate::check::{CheckResult, Expected, ExpectedSource, ids};
 use crate::image::{Entrypoint, ImageFacts, ImageSet};
 use crate::inspect::closure::{ClosureFacts, resolve_closure};
 use crate::platform::Platform;
@@ -130,16 +131,10 @@ fn image_artifact(
             }),
             _,
         ) => {
-            results.push(
-                CheckResult::fail(
-                    ids::ELF_FORMAT,
-                    format!("the entrypoint {} does not exist in the image", argv[0]),
-                )
-                .expected(format!("{} inside the image's rootfs", argv[0]))
-                .found("no such file")
-                .at(format!("manifest {}", image.manifest_digest))
-                .hint("add the program to the image contents, or fix Entrypoint/Cmd"),
-            );
+            results.push(structure::entrypoint_not_in_image(
+                &argv[0],
+                &image.manifest_digest,
+            ));
             run = RunReport::NotRun {
                 reason: "entrypoint missing".into(),
             };
@@ -152,10 +147,7 @@ fn image_artifact(
             }),
             _,
         ) => {
-            results.push(CheckResult::skip(
-                ids::ELF_FORMAT,
-                format!("entrypoint {p} is not a binary (a script?)"),
-            ));
+            results.push(structure::entrypoint_not_a_binary(p));
             run = RunReport::NotRun {
                 reason: "entrypoint is not a binary".into(),
             };
@@ -192,22 +184,16 @@ fn image_artifact(
             }
         }
         (Some(_), None) => {
-            results.push(CheckResult::fail(
-                ids::ELF_FORMAT,
-                "neither the config nor the binaries name a known platform",
-            ));
+            results.push(structure::no_platform());
         }
     }
     if let Some(exp) = &expected {
-        let mut run_checks = check_run(&run, exp, &expected_output(&exp.platform, None, options));
-        if options.require_run {
-            for c in &mut run_checks {
-                if c.id == ids::RUN_EXEC && matches!(run, RunReport::Skipped { .. }) {
-                    c.status = Status::Fail;
-                }
-            }
-        }
-        results.extend(run_checks);
+        results.extend(check_run_required(
+            &run,
+            exp,
+            &expected_output(&exp.platform, None, options),
+            options.require_run,
+        ));
     }
     crate::check::apply_dependencies(&mut results);
     Artifact {

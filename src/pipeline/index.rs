@@ -11,7 +11,7 @@ use std::path::Path;
 /// or the user named platforms to expect.
 pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
     let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
-    let empty = crate::image::nothing_verified(set);
+    let empty = crate::check::structure::nothing_verified(set);
     let expected = super::expect::index_expected(set, options);
     if !has_platforms && expected.is_none() && empty.is_none() {
         return None;
