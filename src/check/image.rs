@@ -221,7 +221,7 @@ pub fn binaries(
     let mut outliers = Vec::new();
     for (path, f) in image.view.executables() {
         total += 1;
-        if !runs_on(f, &platform) {
+        if !runs_on(&f, &platform) {
             let what = f
                 .platform()
                 .map_or_else(|| f.kind().to_string(), |p| p.oci());
@@ -301,9 +301,12 @@ fn abi_of(image: &ImageFacts, truth: Platform) -> crate::platform::ObservedAbi {
     image
         .view
         .executables()
-        .filter_map(|(_, f)| f.elf())
-        .find(|e| e.platform().is_some_and(|p| p.arch == truth.arch))
-        .map_or(crate::platform::ObservedAbi::None, |e| e.abi)
+        .find_map(|(_, f)| {
+            f.elf()
+                .filter(|e| e.platform().is_some_and(|p| p.arch == truth.arch))
+                .map(|e| e.abi)
+        })
+        .unwrap_or(crate::platform::ObservedAbi::None)
 }
 
 /// `index.duplicate`: no platform listed twice.

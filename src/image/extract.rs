@@ -24,7 +24,7 @@ pub fn materialize(view: &View, spill: &Path, dest: &Path) -> Result<(), ImageEr
                 executable,
                 ..
             } => {
-                let from = spill.join(&facts.sha256);
+                let from = spill.join(facts.sha256());
                 if from.is_file() {
                     std::fs::copy(&from, &target).map_err(|e| io(&target, e))?;
                     let mode = if *executable { 0o755 } else { 0o644 };

@@ -62,7 +62,7 @@ pub enum EntryKind {
     File {
         size: u64,
         executable: bool,
-        facts: Option<Box<BinaryFacts>>,
+        facts: Option<super::view::FileFacts>,
         /// Mode and digest of every file, kept only when a read records them (`dump`).
         content: Option<Box<Content>>,
     },
@@ -276,6 +276,7 @@ fn walk(
     let mut seen: HashSet<u64> = HashSet::new();
     // This layer's paths and their directories, to see a whiteout of something it wrote.
     let mut written: HashSet<u64> = HashSet::new();
+    let mut shapes = super::view::Interner::default();
     while let Some(header) = archive
         .next_entry()
         .map_err(|e| hostile(format!("the tar stream {e}")))?
@@ -376,7 +377,7 @@ fn walk(
                 kind: EntryKind::File {
                     size,
                     executable,
-                    facts: facts.map(Box::new),
+                    facts: facts.map(|f| shapes.intern(f)),
                     content,
                 },
             }

@@ -228,10 +228,7 @@ impl ImageFacts {
         let resolved = candidates.iter().find_map(|c| {
             crate::rootfs::resolve_guest(&self.view, c).filter(|p| self.view.nodes.contains_key(p))
         });
-        let facts = resolved
-            .as_deref()
-            .and_then(|p| self.view.facts_at(p))
-            .cloned();
+        let facts = resolved.as_deref().and_then(|p| self.view.facts_at(p));
         Some(Entrypoint {
             argv,
             path: resolved,

@@ -8,19 +8,99 @@ use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
 use crate::rootfs::{NodeKind, Root, RootOrigin, Tree};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum Node {
     File {
         size: u64,
         executable: bool,
-        facts: Option<Box<BinaryFacts>>,
+        facts: Option<FileFacts>,
         layer: usize,
         /// Mode and digest, when the read recorded them (`dump`).
         content: Option<Box<Content>>,
     },
     Dir,
     Symlink(String),
+}
+
+/// A file's facts, kept compact: the identity that many files of an image share (100,000 tiny
+/// programs of one build read alike) is held once, each file's own digest and size beside it.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    shared: Arc<BinaryFacts>,
+    /// The file's sha256 and size when `shared` is an interned identity (its own digest
+    /// blanked); `None` when `shared` is this file's facts as read.
+    own: Option<([u8; 32], u64)>,
+}
+
+impl FileFacts {
+    /// Facts kept as they are, shared with no other file.
+    pub fn alone(facts: BinaryFacts) -> FileFacts {
+        FileFacts {
+            shared: Arc::new(facts),
+            own: None,
+        }
+    }
+
+    /// This file's facts in full.
+    pub fn get(&self) -> BinaryFacts {
+        match self.own {
+            None => (*self.shared).clone(),
+            Some((sha, size)) => BinaryFacts {
+                sha256: hex::encode(sha),
+                size,
+                identity: self.shared.identity.clone(),
+            },
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.shared.identity
+    }
+
+    pub fn sha256(&self) -> String {
+        match self.own {
+            None => self.shared.sha256.clone(),
+            Some((sha, _)) => hex::encode(sha),
+        }
+    }
+}
+
+/// Shares equal identities between the files of one layer. Bounded: past `MAX_SHAPES`
+/// distinct identities the rest are kept alone, so a layer of all-different files costs no
+/// more than without it.
+#[derive(Default)]
+pub struct Interner(HashMap<String, Arc<BinaryFacts>>);
+
+const MAX_SHAPES: usize = 4096;
+
+impl Interner {
+    pub fn intern(&mut self, facts: BinaryFacts) -> FileFacts {
+        let mut sha = [0u8; 32];
+        if hex::decode_to_slice(&facts.sha256, &mut sha).is_err() {
+            return FileFacts::alone(facts);
+        }
+        // Debug output names every field, so equal text is equal facts.
+        let key = format!("{:?}", facts.identity);
+        let shared = match self.0.get(&key) {
+            Some(s) => s.clone(),
+            None if self.0.len() >= MAX_SHAPES => return FileFacts::alone(facts),
+            None => {
+                let s = Arc::new(BinaryFacts {
+                    sha256: String::new(),
+                    size: 0,
+                    identity: facts.identity,
+                });
+                self.0.insert(key, s.clone());
+                s
+            }
+        };
+        FileFacts {
+            shared,
+            own: Some((sha, facts.size)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -397,9 +477,9 @@ impl View {
         }
     }
 
-    pub fn facts_at(&self, canonical: &str) -> Option<&BinaryFacts> {
+    pub fn facts_at(&self, canonical: &str) -> Option<BinaryFacts> {
         match self.nodes.get(canonical) {
-            Some(Node::File { facts: Some(f), .. }) => Some(f),
+            Some(Node::File { facts: Some(f), .. }) => Some(f.get()),
             _ => None,
         }
     }
@@ -407,14 +487,14 @@ impl View {
     /// Every file in the final rootfs that is an executable binary, with its facts.
     /// ELF programs by their linkage or loader, ELF files too ambiguous to read; Mach-O and PE files only when marked executable; never
     /// a file that merely starts like a binary (a text file beginning "MZ").
-    pub fn executables(&self) -> impl Iterator<Item = (&String, &BinaryFacts)> {
+    pub fn executables(&self) -> impl Iterator<Item = (&String, BinaryFacts)> {
         self.nodes.iter().filter_map(|(p, n)| match n {
             Node::File {
                 facts: Some(f),
                 executable,
                 ..
             } => {
-                let counts = match &f.identity {
+                let counts = match f.identity() {
                     // A program with a loader runs whatever else it is (a DT_SONAME does not
                     // make a wrong-arch executable a library).
                     Identity::Elf(e) => e.is_executable() || e.interpreter.is_some(),
@@ -424,7 +504,7 @@ impl View {
                     Identity::Corrupt { format, .. } => format == "ELF",
                     Identity::NotBinary { .. } => false,
                 };
-                counts.then_some((p, f.as_ref()))
+                counts.then(|| (p, f.get()))
             }
             _ => None,
         })
@@ -460,7 +540,7 @@ impl Tree for View {
 
 impl FactTree for View {
     fn facts(&mut self, canonical: &str) -> Option<BinaryFacts> {
-        self.facts_at(canonical).cloned()
+        self.facts_at(canonical)
     }
     fn root(&self) -> Root {
         Root::new(&self.label, RootOrigin::Image)
@@ -477,7 +557,7 @@ mod tests {
         Node::File {
             size: bytes.len() as u64,
             executable,
-            facts: Some(Box::new(inspect_bytes(bytes))),
+            facts: Some(FileFacts::alone(inspect_bytes(bytes))),
             layer: 0,
             content: None,
         }
@@ -586,7 +666,7 @@ mod tests {
         let binary = || EntryKind::File {
             size: elf.len() as u64,
             executable: true,
-            facts: Some(Box::new(inspect_bytes(&elf))),
+            facts: Some(FileFacts::alone(inspect_bytes(&elf))),
             content: None,
         };
         let view = layers(vec![
@@ -618,7 +698,7 @@ mod tests {
         let binary = || EntryKind::File {
             size: elf.len() as u64,
             executable: true,
-            facts: Some(Box::new(inspect_bytes(&elf))),
+            facts: Some(FileFacts::alone(inspect_bytes(&elf))),
             content: None,
         };
         let link = || entry("/lib", EntryKind::Symlink("usr/lib".into()));

@@ -21,7 +21,7 @@ impl crate::rootfs::Tree for TreeRef<'_> {
 
 impl FactTree for TreeRef<'_> {
     fn facts(&mut self, canonical: &str) -> Option<BinaryFacts> {
-        self.0.facts_at(canonical).cloned()
+        self.0.facts_at(canonical)
     }
     fn root(&self) -> Root {
         Root::new(&self.0.label, RootOrigin::Image)
