@@ -28,8 +28,13 @@ pub fn blobs(blobs: &[BlobFacts]) -> Vec<CheckResult> {
             )),
             (Some(actual), Some(declared)) if actual != declared => digest_problems.push((
                 format!(
-                    "{} {declared} hashes to {actual} (referenced by {})",
-                    b.role, b.referenced_by
+                    "{} {declared} hashes to {actual} (referenced by {}){}",
+                    b.role,
+                    b.referenced_by,
+                    b.note
+                        .as_ref()
+                        .map(|n| format!(", and is not readable as a layer: {n}"))
+                        .unwrap_or_default()
                 ),
                 declared.clone(),
             )),

@@ -128,6 +128,8 @@ pub struct BlobFacts {
     /// `None` when the blob is missing.
     pub actual_digest: Option<String>,
     pub actual_size: Option<u64>,
+    /// What else went wrong reading it (a damaged layer that does not decompress).
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +140,9 @@ pub struct LayerFacts {
     pub diff_id: Option<String>,
     pub declared_diff_id: Option<String>,
     pub files: usize,
+    /// Why a layer that is not the blob its descriptor names could not be read as a layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// One platform's image.
@@ -382,9 +387,34 @@ fn read_with(
     Ok(set)
 }
 
+/// A layer blob that is not the bytes its descriptor names (a flipped bit, a cut): what it
+/// hashes to instead, and why it could not be read as a layer. A verification failure
+/// (`blob.digest`, `blob.size`), not unreadable input.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    pub digest: String,
+    pub size: u64,
+    pub why: String,
+}
+
+/// A layer as read: scanned, or damaged in transit.
+type LayerRead = Result<layer::LayerScan, Damage>;
+
+/// Hash a member as stored, to tell a damaged blob from one that is what its descriptor says.
+fn stored_digest(source: &Source, member: &str) -> Result<Option<(String, u64)>, ImageError> {
+    let Some((reader, _)) = source.open_member(member)? else {
+        return Ok(None);
+    };
+    let mut hashing = layer::Hashing::new(reader);
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .map_err(|e| ImageError::Hostile(format!("blob {member} cannot be read: {e}")))?;
+    Ok(Some(hashing.finish()))
+}
+
 /// Read one layer member through the scanner, feeding the tee when there is one.
 /// `declared_size`: the descriptor's size, which bounds the read: a blob may not be longer, and
-/// a shorter one is truncated. Both are refused as hostile.
+/// a shorter one is truncated. Without a tee, a blob that fails to read or has the wrong size
+/// and does not hash to `declared_digest` is `Damage`; otherwise errors are refused as hostile.
 #[allow(clippy::too_many_arguments)]
 fn scan_member(
     ctx: &mut Ctx<'_, '_>,
@@ -393,8 +423,9 @@ fn scan_member(
     index: usize,
     label: &str,
     declared_size: Option<u64>,
+    declared_digest: Option<&str>,
     budget: &layer::Budget,
-) -> Result<Option<layer::LayerScan>, ImageError> {
+) -> Result<Option<LayerRead>, ImageError> {
     let cannot_write =
         |e: std::io::Error| ImageError::Hostile(format!("cannot write layer {label}: {e}"));
     let tee_side = match ctx.opts.tee.as_deref_mut() {
@@ -414,6 +445,24 @@ fn scan_member(
         }
         None => None,
     };
+    let can_judge = tee_side.is_none() && declared_digest.is_some();
+    // Only a blob that is not what its descriptor names is damage; a blob that is exactly
+    // the named bytes and still cannot be read was written that way, and is refused.
+    let damaged = |ctx: &Ctx<'_, '_>, error: ImageError| -> Result<Option<LayerRead>, ImageError> {
+        if !can_judge {
+            return Err(error);
+        }
+        match stored_digest(ctx.source, member)? {
+            Some((digest, size)) if Some(digest.as_str()) != declared_digest => {
+                Ok(Some(Err(Damage {
+                    digest,
+                    size,
+                    why: error.to_string(),
+                })))
+            }
+            _ => Err(error),
+        }
+    };
     let Some((reader, stored)) = ctx.source.open_member(member)? else {
         return Ok(None);
     };
@@ -425,16 +474,18 @@ fn scan_member(
         } else {
             "shorter than (truncated?)"
         };
-        return Err(ImageError::Hostile(format!(
+        let error = ImageError::Hostile(format!(
             "layer {label} is {stored} bytes, {how} the {declared} bytes its descriptor declares; refusing to read past or short of a descriptor"
-        )));
+        ));
+        drop(reader);
+        return damaged(ctx, error);
     }
     // Never read more than was declared, whatever the file says.
     let bounded: Box<dyn Read + '_> = match declared_size {
         Some(n) => Box::new(reader.take(n)),
         None => reader,
     };
-    let scan = layer::scan(
+    let scan = match layer::scan(
         bounded,
         label,
         ctx.opts.limits,
@@ -442,11 +493,14 @@ fn scan_member(
         ctx.opts.spill,
         tee_side,
         ctx.record,
-    )?;
+    ) {
+        Ok(scan) => scan,
+        Err(error) => return damaged(ctx, error),
+    };
     if let Some(tee) = ctx.opts.tee.as_deref_mut() {
         tee.end(&scan).map_err(cannot_write)?;
     }
-    Ok(Some(scan))
+    Ok(Some(Ok(scan)))
 }
 
 /// Scan an image's layers. With nothing to tee they are independent, so they are decoded in
@@ -456,7 +510,7 @@ fn scan_layers(
     ctx: &mut Ctx<'_, '_>,
     image: &str,
     layers: &[Descriptor],
-) -> Result<Vec<Option<layer::LayerScan>>, ImageError> {
+) -> Result<Vec<Option<LayerRead>>, ImageError> {
     let limit = ctx.opts.limits.max_uncompressed;
     if ctx.opts.tee.is_some() {
         let budget = layer::Budget::new(limit);
@@ -471,6 +525,7 @@ fn scan_layers(
                     i,
                     &l.digest,
                     Some(l.size),
+                    Some(&l.digest),
                     &budget,
                 )
             })
@@ -479,7 +534,7 @@ fn scan_layers(
     use rayon::prelude::*;
     let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
     let budget = layer::Budget::new(limit);
-    let scans: Vec<Option<layer::LayerScan>> = layers
+    let scans: Vec<Option<LayerRead>> = layers
         .par_iter()
         .map(|l| {
             let mut solo = ReadOptions {
@@ -500,6 +555,7 @@ fn scan_layers(
                 0,
                 &l.digest,
                 Some(l.size),
+                Some(&l.digest),
                 &budget,
             )
         })
@@ -551,6 +607,7 @@ fn read_json_blob(
         declared_size: Some(d.size),
         actual_digest: None,
         actual_size: None,
+        note: None,
     };
     if let Some(b) = &bytes {
         facts.actual_digest = Some(format!("sha256:{}", crate::inspect::sha256_hex(b)));
@@ -566,6 +623,13 @@ fn read_oci(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError>
         .read_doc("index.json", "index.json", ctx.opts.limits.max_json)?
         .ok_or_else(|| ImageError::Hostile("index.json is missing: not an OCI layout".into()))?;
     let index: Index = docs::parse(&index_bytes, "index.json").map_err(ImageError::Hostile)?;
+    // Docker 25+ `docker save` writes an OCI layout and a docker-archive `manifest.json` side
+    // by side; an untagged save lists nothing in index.json (`"manifests": null`), and
+    // `docker load` reads manifest.json, so that is what is verified then.
+    if index.manifests.is_empty() && ctx.source.has("manifest.json") {
+        set.format = Format::DockerArchive;
+        return read_docker_archive(ctx, set);
+    }
     let media_type = index
         .media_type
         .clone()
@@ -759,7 +823,14 @@ fn read_oci_image(
     let mut view = View::new(format!("image {}", d.digest));
     let mut layers = Vec::new();
     let scans = scan_layers(ctx, &d.digest, &manifest.layers)?;
-    view.reserve_plain(scans.iter().flatten().map(|s| s.plain.len()).sum());
+    view.reserve_plain(
+        scans
+            .iter()
+            .flatten()
+            .filter_map(|s| s.as_ref().ok())
+            .map(|s| s.plain.len())
+            .sum(),
+    );
     for (i, (l, scan)) in manifest.layers.iter().zip(scans).enumerate() {
         let mut facts = BlobFacts {
             role: format!("layer {}", i + 1),
@@ -769,6 +840,7 @@ fn read_oci_image(
             declared_size: Some(l.size),
             actual_digest: None,
             actual_size: None,
+            note: None,
         };
         let mut layer = LayerFacts {
             digest: l.digest.clone(),
@@ -777,8 +849,15 @@ fn read_oci_image(
             diff_id: None,
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
+            damage: None,
         };
-        if let Some(scan) = scan {
+        if let Some(Err(damage)) = &scan {
+            facts.actual_digest = Some(damage.digest.clone());
+            facts.actual_size = Some(damage.size);
+            facts.note = Some(damage.why.clone());
+            layer.damage = Some(damage.why.clone());
+        }
+        if let Some(Ok(scan)) = scan {
             if let Some(declared) = docs::layer_compression(&l.media_type)
                 && declared != scan.compression
             {
@@ -854,6 +933,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 .as_ref()
                 .map(|b| format!("sha256:{}", crate::inspect::sha256_hex(b))),
             actual_size: config_bytes.as_ref().map(|b| b.len() as u64),
+            note: None,
         });
         let config: Config = match &config_bytes {
             Some(b) => {
@@ -871,14 +951,21 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
         let budget = layer::Budget::new(ctx.opts.limits.max_uncompressed);
         for (i, member) in entry.layers.iter().enumerate() {
             let member = source::member_name(member);
+            // Docker 25+ names each layer by its digest (`blobs/sha256/<hex>`): a declaration.
+            let declared = member.strip_prefix("blobs/sha256/").and_then(|hex| {
+                docs::check_digest(&format!("sha256:{hex}"))
+                    .ok()
+                    .map(|h| format!("sha256:{h}"))
+            });
             let mut facts = BlobFacts {
                 role: format!("layer {}", i + 1),
                 referenced_by: format!("manifest.json ({name})"),
                 media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
-                declared_digest: None,
+                declared_digest: declared.clone(),
                 declared_size: None,
                 actual_digest: None,
                 actual_size: None,
+                note: None,
             };
             let mut layer = LayerFacts {
                 digest: member.clone(),
@@ -887,17 +974,35 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 diff_id: None,
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
+                damage: None,
             };
-            if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, None, &budget)? {
-                facts.actual_digest = Some(scan.digest.clone());
-                facts.actual_size = Some(scan.size);
-                layer.digest = scan.digest.clone();
-                layer.compression = Some(scan.compression);
-                layer.diff_id = Some(scan.diff_id.clone());
-                layer.files = scan.file_count();
-                view.apply(i, &scan)?;
-            } else {
-                facts.role = format!("layer {} ({member})", i + 1);
+            let read = scan_member(
+                ctx,
+                &member,
+                &image_key,
+                i,
+                &member,
+                None,
+                declared.as_deref(),
+                &budget,
+            )?;
+            match read {
+                Some(Ok(scan)) => {
+                    facts.actual_digest = Some(scan.digest.clone());
+                    facts.actual_size = Some(scan.size);
+                    layer.digest = scan.digest.clone();
+                    layer.compression = Some(scan.compression);
+                    layer.diff_id = Some(scan.diff_id.clone());
+                    layer.files = scan.file_count();
+                    view.apply(i, &scan)?;
+                }
+                Some(Err(damage)) => {
+                    facts.actual_digest = Some(damage.digest.clone());
+                    facts.actual_size = Some(damage.size);
+                    facts.note = Some(damage.why.clone());
+                    layer.damage = Some(damage.why);
+                }
+                None => facts.role = format!("layer {} ({member})", i + 1),
             }
             blobs.push(facts);
             layers.push(layer);
