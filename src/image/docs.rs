@@ -109,6 +109,20 @@ pub struct Manifest {
     pub config: Descriptor,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub layers: Vec<Descriptor>,
+    /// OCI 1.1 artifacts: what the manifest is, and the manifest it refers to.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+}
+
+impl Manifest {
+    /// An OCI artifact rather than a runnable image: an `artifactType`, or a config that is
+    /// no image config (`application/vnd.oci.empty.v1+json`, a tool's own type).
+    pub fn is_artifact(&self) -> bool {
+        self.artifact_type.is_some()
+            || (self.config.media_type != OCI_CONFIG && self.config.media_type != DOCKER_CONFIG)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -263,6 +263,24 @@ pub struct ImageSet {
     pub images: Vec<ImageFacts>,
     /// Index and manifest blobs (layer and config blobs sit with their image).
     pub blobs: Vec<BlobFacts>,
+    /// buildx attestations and OCI artifacts: checked as blobs, never platforms.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A manifest that is not an image to run: a buildx attestation (platform unknown/unknown)
+/// or an OCI artifact. Its blobs are hashed, never walked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub digest: String,
+    /// `attestation` or `artifact`.
+    pub kind: &'static str,
+    pub artifact_type: Option<String>,
+    /// The manifest it is about (`vnd.docker.reference.digest`, or the OCI `subject`).
+    pub subject: Option<String>,
+    /// The media types of its layers.
+    pub layer_media_types: Vec<String>,
+    #[serde(skip)]
+    pub blobs: Vec<BlobFacts>,
 }
 
 /// Receives each layer's bytes during the single read, so `assemble` can write them out
@@ -373,6 +391,7 @@ fn read_with(
         entries: Vec::new(),
         images: Vec::new(),
         blobs: Vec::new(),
+        attachments: Vec::new(),
     };
     let mut ctx = Ctx {
         source: &source,
@@ -655,16 +674,15 @@ fn walk_index(
         check_descriptor_type(d, name)?;
         // buildx attestations: no runtime selects platform unknown/unknown, and their layers
         // are in-toto documents, not filesystems. Any other platform is verified as an image.
-        if d.annotations
+        let attests = (d
+            .annotations
             .get("vnd.docker.reference.type")
             .map(String::as_str)
             == Some("attestation-manifest")
             && d.platform
                 .as_ref()
-                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
-        {
-            continue;
-        }
+                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown"))
+        .then(|| d.annotations.get("vnd.docker.reference.digest").cloned());
         // Each blob is read once however often indexes list it (10 KB of nested indexes
         // could otherwise ask for thousands of image reads).
         if let Some(first) = ctx.listed.get(&d.digest) {
@@ -701,18 +719,48 @@ fn walk_index(
             walk_index(ctx, &nested, &nested_type, &d.digest, depth + 1, set)?;
             continue;
         }
-        set.entries.push(IndexEntry {
+        let mut manifest_blobs = Vec::new();
+        let entry = IndexEntry {
             digest: d.digest.clone(),
             media_type: d.media_type.clone(),
             platform: d.platform.clone(),
             listed_in: media_type.to_string(),
-        });
-        let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut set.blobs)? else {
+        };
+        let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut manifest_blobs)? else {
+            set.blobs.extend(manifest_blobs);
+            if attests.is_none() {
+                set.entries.push(entry);
+            }
             continue;
         };
         check_document_kind(d, &bytes)?;
         let manifest: Manifest =
             docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
+        if let Some(subject) = attests {
+            set.attachments.push(read_attachment(
+                ctx,
+                d,
+                &manifest,
+                "attestation",
+                subject,
+                manifest_blobs,
+            )?);
+            continue;
+        }
+        if manifest.is_artifact() {
+            let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+            set.attachments.push(read_attachment(
+                ctx,
+                d,
+                &manifest,
+                "artifact",
+                subject,
+                manifest_blobs,
+            )?);
+            continue;
+        }
+        set.blobs.extend(manifest_blobs);
+        set.entries.push(entry);
         if set.images.len() >= MAX_IMAGES {
             return Err(ImageError::Hostile(format!(
                 "{name}: more than {MAX_IMAGES} distinct images; refusing to verify that many in one run"
@@ -723,6 +771,53 @@ fn walk_index(
         set.images.push(image);
     }
     Ok(())
+}
+
+/// A manifest that is no image: its own blob, config and layers are hashed as stored (their
+/// media types say nothing about tar), so `blob.digest` and `blob.size` cover them.
+fn read_attachment(
+    ctx: &mut Ctx<'_, '_>,
+    d: &Descriptor,
+    manifest: &Manifest,
+    kind: &'static str,
+    subject: Option<String>,
+    mut blobs: Vec<BlobFacts>,
+) -> Result<Attachment, ImageError> {
+    let parts = std::iter::once(("config".to_string(), &manifest.config)).chain(
+        manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("layer {}", i + 1), l)),
+    );
+    for (role, b) in parts {
+        let found = stored_digest(ctx.source, &blob_path(&b.digest)?)?;
+        blobs.push(BlobFacts {
+            role: format!("{kind} {role}"),
+            referenced_by: d.digest.clone(),
+            media_type: b.media_type.clone(),
+            declared_digest: Some(b.digest.clone()),
+            declared_size: Some(b.size),
+            actual_digest: found.as_ref().map(|f| f.0.clone()),
+            actual_size: found.map(|f| f.1),
+            note: None,
+        });
+    }
+    Ok(Attachment {
+        digest: d.digest.clone(),
+        kind,
+        artifact_type: manifest
+            .artifact_type
+            .clone()
+            .or_else(|| (kind == "attestation").then(|| "attestation-manifest".into())),
+        subject,
+        layer_media_types: manifest
+            .layers
+            .iter()
+            .map(|l| l.media_type.clone())
+            .collect(),
+        blobs,
+    })
 }
 
 /// An index entry is an index or a manifest, OCI or Docker; anything else (an empty type

@@ -88,12 +88,18 @@ fn image_artifact(
         .unwrap_or_else(|| image.config.platform().text());
     let path = format!("{input}@{label}");
 
+    let attached: Vec<_> = set
+        .attachments
+        .iter()
+        .filter(|a| a.subject.as_deref() == Some(image.manifest_digest.as_str()))
+        .collect();
     let manifest_blobs: Vec<_> = set
         .blobs
         .iter()
         .filter(|b| b.declared_digest.as_deref() == Some(image.manifest_digest.as_str()))
         .cloned()
         .chain(image.blobs.iter().cloned())
+        .chain(attached.iter().flat_map(|a| a.blobs.iter().cloned()))
         .collect();
     let mut results = checks::blobs(&manifest_blobs);
     results.push(checks::diff_ids(image));
@@ -241,6 +247,8 @@ fn image_artifact(
                 .into_iter()
                 .map(|(path, platform)| Outlier { path, platform })
                 .collect(),
+            listed_in: image.listed_in.clone(),
+            attached: attached.into_iter().cloned().collect(),
         }),
         closure,
         run,

@@ -23,6 +23,20 @@ pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) ->
         .filter(|b| b.role == "index")
         .cloned()
         .collect();
+    // Attestations and artifacts about no image here are the index's to check.
+    let index_blobs: Vec<_> = index_blobs
+        .into_iter()
+        .chain(
+            set.attachments
+                .iter()
+                .filter(|a| {
+                    !a.subject
+                        .as_ref()
+                        .is_some_and(|s| set.images.iter().any(|i| &i.manifest_digest == s))
+                })
+                .flat_map(|a| a.blobs.iter().cloned()),
+        )
+        .collect();
     if !index_blobs.is_empty() {
         results.extend(checks::blobs(&index_blobs));
     }
@@ -75,6 +89,7 @@ pub fn read_push_script(
         entries: Vec::new(),
         images: Vec::new(),
         blobs: Vec::new(),
+        attachments: Vec::new(),
     };
     for archive in &script.archives {
         let named = |e: crate::image::ImageError| {

@@ -357,7 +357,178 @@ fn unreadable_input_stays_exit_2(#[case] index: &str, #[case] says: &str) {
     assert!(out.stderr.contains(says), "{}", out.stderr);
 }
 
+/// The empty config of OCI 1.1 artifacts: `{}`.
+const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// What `docker buildx build --provenance=true --output type=oci` writes: `index.json` → (ref
+/// `latest`) an image index → each platform's manifest and, per platform, an attestation
+/// manifest (platform unknown/unknown, annotations `vnd.docker.reference.type:
+/// attestation-manifest` and `vnd.docker.reference.digest`, an unknown/unknown image config,
+/// one `application/vnd.in-toto+json` layer). Next to it in `index.json`, an OCI 1.1 artifact
+/// (an SBOM: `artifactType`, the empty config, an `application/spdx+json` layer) whose
+/// `subject` is the amd64 manifest, as `oras attach` writes into a layout.
+/// Returns the layout and the platform manifests' descriptors.
+fn buildx_layout(dir: &Path) -> (Layout, Vec<Value>) {
+    let multi = &images().multi_layout;
+    let l = Layout::copy_of(multi, dir);
+    let mut entries = Vec::new();
+    let mut platforms = Vec::new();
+    for mut d in l.index()["manifests"].as_array().unwrap().clone() {
+        d.as_object_mut().unwrap().remove("annotations");
+        let digest = d["digest"].as_str().unwrap().to_string();
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://slsa.dev/provenance/v0.2",
+            "subject": [{"name": "_", "digest": {"sha256": digest.trim_start_matches("sha256:")}}],
+            "predicate": {"builder": {"id": ""}, "buildType": "https://mobyproject.org/buildkit@v1"},
+        });
+        let layer = serde_json::to_vec(&statement).unwrap();
+        let layer_digest = l.blob(&layer);
+        let config = json!({"architecture": "unknown", "os": "unknown", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
+        let config_d = l.doc(
+            "application/vnd.oci.image.config.v1+json",
+            &config,
+            json!({}),
+        );
+        let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_d,
+            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": layer_digest,
+                "size": layer.len(),
+                "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}]});
+        let att = l.doc(
+            OCI_MANIFEST,
+            &manifest,
+            json!({
+            "annotations": {"vnd.docker.reference.digest": digest,
+                "vnd.docker.reference.type": "attestation-manifest"},
+            "platform": {"architecture": "unknown", "os": "unknown"}}),
+        );
+        platforms.push(d.clone());
+        entries.push(d);
+        entries.push(att);
+    }
+    let nested = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+    let nested_d = l.doc(
+        OCI_INDEX,
+        &nested,
+        json!({"annotations": {REF_NAME: "latest"}}),
+    );
+    let empty = l.blob(b"{}");
+    let sbom = br#"{"spdxVersion":"SPDX-2.3","name":"multi-arch-demo"}"#;
+    let sbom_d = l.blob(sbom);
+    let amd64 = &platforms[0];
+    let artifact = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": EMPTY, "digest": empty, "size": 2, "data": "e30="},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sbom_d, "size": sbom.len()}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": amd64["digest"], "size": amd64["size"]}});
+    let artifact_d = l.doc(
+        OCI_MANIFEST,
+        &artifact,
+        json!({"artifactType": "application/spdx+json"}),
+    );
+    l.write_index(json!([nested_d, artifact_d]));
+    (l, platforms)
+}
+
+fn attached(img: &Value) -> Vec<&Value> {
+    img["image"]["attached"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+/// Attestations and artifacts are checked as blobs, listed with what they attest, and are
+/// no platforms; the same holds after `skopeo copy --all`, an independent writer.
+#[rstest]
+fn buildx_attestations_and_oci_artifacts_are_blobs_listed_with_their_image(
+    #[values(false, true)] through_skopeo: bool,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (l, platforms) = buildx_layout(&tmp.path().join("buildx"));
+    let dir = if through_skopeo {
+        let dst = tmp.path().join("copied");
+        harness::skopeo(&[
+            "copy",
+            "--all",
+            &format!("oci:{}:latest", l.dir.display()),
+            &format!("oci:{}:latest", dst.display()),
+        ]);
+        dst
+    } else {
+        l.dir.clone()
+    };
+    let out = mab(["--no-run", "--format", "json", dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let json = out.json();
+    let imgs = image_artifacts(&json);
+    assert_eq!(imgs.len(), platforms.len(), "{}", out.stdout);
+    let index = json["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "index")
+        .unwrap();
+    let dup = check_of(index, "index.duplicate");
+    assert!(
+        dup["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{} platforms", platforms.len())),
+        "{dup:#}"
+    );
+    for (img, d) in imgs.iter().zip(&platforms) {
+        assert_eq!(img["image"]["digest"], d["digest"]);
+        let att = attached(img);
+        let kinds: Vec<&str> = att.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+        let amd64 = d["platform"]["architecture"] == "amd64";
+        // skopeo 1.9 copies what the index lists: the artifact sits beside the image index.
+        let want: &[&str] = if amd64 && !through_skopeo {
+            &["attestation", "artifact"]
+        } else {
+            &["attestation"]
+        };
+        assert_eq!(kinds, want, "{img:#}");
+        assert!(att.iter().all(|a| a["subject"] == d["digest"]), "{att:#?}");
+        assert_eq!(status_of(img, "blob.digest"), "pass");
+    }
+}
+
+/// A flipped byte in an attestation's in-toto layer or in the artifact's layer is a
+/// `blob.digest` failure of the image it is about (exit 1), not unreadable input.
+#[rstest]
+#[case::attestation("application/vnd.in-toto+json")]
+#[case::artifact("application/spdx+json")]
+fn a_damaged_attachment_fails_blob_digest(#[case] layer_type: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (l, _) = buildx_layout(&tmp.path().join("buildx"));
+    let mut hit = None;
+    for e in fs::read_dir(l.dir.join("blobs/sha256")).unwrap().flatten() {
+        let Ok(doc) = serde_json::from_slice::<Value>(&fs::read(e.path()).unwrap()) else {
+            continue;
+        };
+        if let Some(layer) = doc["layers"].get(0)
+            && layer["mediaType"] == layer_type
+        {
+            hit = Some(layer["digest"].as_str().unwrap().to_string());
+            break;
+        }
+    }
+    let digest = hit.expect("an attached layer");
+    let mut bytes = fs::read(l.path(&digest)).unwrap();
+    bytes[3] ^= 1;
+    fs::write(l.path(&digest), bytes).unwrap();
+    let out = mab(["--no-run", "--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let json = out.json();
+    let fail = failing(&json, "blob.digest").unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        fail["message"].as_str().unwrap().contains(&digest),
+        "{fail:#}"
+    );
+}
+
 #[allow(dead_code)]
 fn unused() {
-    let _ = (DOCKER_LIST, harness::redact);
+    let _ = DOCKER_LIST;
 }
