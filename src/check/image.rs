@@ -388,3 +388,32 @@ pub fn media_types(entries: &[IndexEntry]) -> CheckResult {
             .hint("podman manifest create mixes them and some registries reject it; mab-verify assemble writes OCI throughout")
     }
 }
+
+/// `index.expected` for `--platform`: the requested platform must be in the input; verifying
+/// nothing is no pass.
+pub fn requested_platform(want: &Platform, present: &[Platform]) -> Option<CheckResult> {
+    if present
+        .iter()
+        .any(|p| p.arch == want.arch && p.os == want.os)
+    {
+        return None;
+    }
+    let listed: Vec<String> = present.iter().map(|p| p.oci()).collect();
+    Some(
+        CheckResult::fail(
+            ids::INDEX_EXPECTED,
+            format!(
+                "--platform {} was requested, but the input has no {} image",
+                want.oci(),
+                want.oci()
+            ),
+        )
+        .expected(format!("an image for {}", want.oci()))
+        .found(if listed.is_empty() {
+            "no image of a known platform".to_string()
+        } else {
+            listed.join(", ")
+        })
+        .hint("build and add that platform, or pass --platform with one the index lists"),
+    )
+}

@@ -64,7 +64,21 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
         .par_iter()
         .map(|img| image_artifact(&input, set, img, options, &overrides, spill))
         .collect();
-    if let Some(index) = index_artifact(&input, set, options) {
+    let present: Vec<Platform> = set
+        .images
+        .iter()
+        .filter_map(|img| {
+            img.index_platform
+                .as_ref()
+                .and_then(checks::declared)
+                .or_else(|| checks::declared(&img.config.platform()))
+        })
+        .collect();
+    let absent = options
+        .platform_filter
+        .as_ref()
+        .and_then(|want| checks::requested_platform(want, &present));
+    if let Some(index) = index_artifact(&input, set, options, absent) {
         artifacts.insert(0, index);
     }
     artifacts

@@ -10,13 +10,19 @@ use std::path::Path;
 
 /// Index-level checks (duplicates, expected platforms, media types), when there is an index
 /// or the user named platforms to expect.
-pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
+/// `absent`: the failure of a `--platform` the input does not have.
+pub(crate) fn index_artifact(
+    input: &str,
+    set: &ImageSet,
+    options: &Settings,
+    absent: Option<crate::check::CheckResult>,
+) -> Option<Artifact> {
     let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
     let empty = crate::image::nothing_verified(set);
-    if !has_platforms && options.expects.is_empty() && empty.is_none() {
+    if !has_platforms && options.expects.is_empty() && empty.is_none() && absent.is_none() {
         return None;
     }
-    let mut results: Vec<_> = empty.into_iter().collect();
+    let mut results: Vec<_> = empty.into_iter().chain(absent).collect();
     let index_blobs: Vec<_> = set
         .blobs
         .iter()

@@ -528,6 +528,52 @@ fn a_damaged_attachment_fails_blob_digest(#[case] layer_type: &str) {
     );
 }
 
+/// `--platform` for every Linux row of the platform table against the three-platform index:
+/// a listed one verifies just that image, any other is an `index.expected` failure naming it.
+#[test]
+fn a_requested_platform_the_index_lacks_is_a_failure() {
+    use mab_verify::platform::{ARCHES, Os, Platform};
+    let multi = &images().multi_layout;
+    let listed: Vec<String> = images()
+        .multi_rows
+        .iter()
+        .map(|a| Platform::linux(a).oci())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for arch in ARCHES.iter().filter(|a| a.oses().contains(&Os::Linux)) {
+        let name = Platform::linux(arch).oci();
+        // Rows that share an OCI name (x86-64 levels, …) are one request.
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let out = mab([
+            "--no-run",
+            "--format",
+            "json",
+            "--platform",
+            &name,
+            multi.to_str().unwrap(),
+        ]);
+        let json = out.json();
+        if listed.contains(&name) {
+            assert_eq!(out.code, 0, "{name}: {}", out.stdout);
+            let imgs = image_artifacts(&json);
+            assert_eq!(imgs.len(), 1, "{name}: {}", out.stdout);
+            assert_eq!(imgs[0]["platform"], name.as_str());
+        } else {
+            assert_eq!(out.code, 1, "{name}: {}{}", out.stdout, out.stderr);
+            let fail = failing(&json, "index.expected")
+                .unwrap_or_else(|| panic!("{name}: {}", out.stdout));
+            assert!(
+                fail["message"].as_str().unwrap().contains(&name),
+                "{fail:#}"
+            );
+            assert!(image_artifacts(&json).is_empty(), "{name}");
+        }
+    }
+    assert!(seen.len() > listed.len() + 5, "{seen:?}");
+}
+
 #[allow(dead_code)]
 fn unused() {
     let _ = DOCKER_LIST;
