@@ -28,8 +28,13 @@ pub fn blobs(blobs: &[BlobFacts]) -> Vec<CheckResult> {
             )),
             (Some(actual), Some(declared)) if actual != declared => digest_problems.push((
                 format!(
-                    "{} {declared} hashes to {actual} (referenced by {})",
-                    b.role, b.referenced_by
+                    "{} {declared} hashes to {actual} (referenced by {}){}",
+                    b.role,
+                    b.referenced_by,
+                    b.note
+                        .as_ref()
+                        .map(|n| format!(", and is not readable as a layer: {n}"))
+                        .unwrap_or_default()
                 ),
                 declared.clone(),
             )),
@@ -390,4 +395,33 @@ pub fn media_types(entries: &[IndexEntry]) -> CheckResult {
             .found(mixed.join(", "))
             .hint("podman manifest create mixes them and some registries reject it; mab-verify assemble writes OCI throughout")
     }
+}
+
+/// `index.expected` for `--platform`: the requested platform must be in the input; verifying
+/// nothing is no pass.
+pub fn requested_platform(want: &Platform, present: &[Platform]) -> Option<CheckResult> {
+    if present
+        .iter()
+        .any(|p| p.arch == want.arch && p.os == want.os)
+    {
+        return None;
+    }
+    let listed: Vec<String> = present.iter().map(|p| p.oci()).collect();
+    Some(
+        CheckResult::fail(
+            ids::INDEX_EXPECTED,
+            format!(
+                "--platform {} was requested, but the input has no {} image",
+                want.oci(),
+                want.oci()
+            ),
+        )
+        .expected(format!("an image for {}", want.oci()))
+        .found(if listed.is_empty() {
+            "no image of a known platform".to_string()
+        } else {
+            listed.join(", ")
+        })
+        .hint("build and add that platform, or pass --platform with one the index lists"),
+    )
 }

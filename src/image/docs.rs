@@ -86,8 +86,19 @@ impl PlatformDoc {
 pub struct Index {
     #[serde(default)]
     pub media_type: Option<String>,
-    #[serde(default)]
+    /// Go reads `null` into a nil slice: Docker 25+ `docker save` of an untagged image
+    /// writes `"manifests": null`.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub manifests: Vec<Descriptor>,
+}
+
+/// `null` read as an empty list, as Go's encoding/json reads it into a slice.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,8 +107,22 @@ pub struct Manifest {
     #[serde(default)]
     pub media_type: Option<String>,
     pub config: Descriptor,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub layers: Vec<Descriptor>,
+    /// OCI 1.1 artifacts: what the manifest is, and the manifest it refers to.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+}
+
+impl Manifest {
+    /// An OCI artifact rather than a runnable image: an `artifactType`, or a config that is
+    /// no image config (`application/vnd.oci.empty.v1+json`, a tool's own type).
+    pub fn is_artifact(&self) -> bool {
+        self.artifact_type.is_some()
+            || (self.config.media_type != OCI_CONFIG && self.config.media_type != DOCKER_CONFIG)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -128,6 +128,8 @@ pub struct BlobFacts {
     /// `None` when the blob is missing.
     pub actual_digest: Option<String>,
     pub actual_size: Option<u64>,
+    /// What else went wrong reading it (a damaged layer that does not decompress).
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +140,9 @@ pub struct LayerFacts {
     pub diff_id: Option<String>,
     pub declared_diff_id: Option<String>,
     pub files: usize,
+    /// Why a layer that is not the blob its descriptor names could not be read as a layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// One platform's image.
@@ -255,6 +260,24 @@ pub struct ImageSet {
     pub images: Vec<ImageFacts>,
     /// Index and manifest blobs (layer and config blobs sit with their image).
     pub blobs: Vec<BlobFacts>,
+    /// buildx attestations and OCI artifacts: checked as blobs, never platforms.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A manifest that is not an image to run: a buildx attestation (platform unknown/unknown)
+/// or an OCI artifact. Its blobs are hashed, never walked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub digest: String,
+    /// `attestation` or `artifact`.
+    pub kind: &'static str,
+    pub artifact_type: Option<String>,
+    /// The manifest it is about (`vnd.docker.reference.digest`, or the OCI `subject`).
+    pub subject: Option<String>,
+    /// The media types of its layers.
+    pub layer_media_types: Vec<String>,
+    #[serde(skip)]
+    pub blobs: Vec<BlobFacts>,
 }
 
 /// Receives each layer's bytes during the single read, so `assemble` can write them out
@@ -365,6 +388,7 @@ fn read_with(
         entries: Vec::new(),
         images: Vec::new(),
         blobs: Vec::new(),
+        attachments: Vec::new(),
     };
     let mut ctx = Ctx {
         source: &source,
@@ -379,9 +403,34 @@ fn read_with(
     Ok(set)
 }
 
+/// A layer blob that is not the bytes its descriptor names (a flipped bit, a cut): what it
+/// hashes to instead, and why it could not be read as a layer. A verification failure
+/// (`blob.digest`, `blob.size`), not unreadable input.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    pub digest: String,
+    pub size: u64,
+    pub why: String,
+}
+
+/// A layer as read: scanned, or damaged in transit.
+type LayerRead = Result<layer::LayerScan, Damage>;
+
+/// Hash a member as stored, to tell a damaged blob from one that is what its descriptor says.
+fn stored_digest(source: &Source, member: &str) -> Result<Option<(String, u64)>, ImageError> {
+    let Some((reader, _)) = source.open_member(member)? else {
+        return Ok(None);
+    };
+    let mut hashing = layer::Hashing::new(reader);
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .map_err(|e| ImageError::Hostile(format!("blob {member} cannot be read: {e}")))?;
+    Ok(Some(hashing.finish()))
+}
+
 /// Read one layer member through the scanner, feeding the tee when there is one.
 /// `declared_size`: the descriptor's size, which bounds the read: a blob may not be longer, and
-/// a shorter one is truncated. Both are refused as hostile.
+/// a shorter one is truncated. Without a tee, a blob that fails to read or has the wrong size
+/// and does not hash to `declared_digest` is `Damage`; otherwise errors are refused as hostile.
 #[allow(clippy::too_many_arguments)]
 fn scan_member(
     ctx: &mut Ctx<'_, '_>,
@@ -390,8 +439,9 @@ fn scan_member(
     index: usize,
     label: &str,
     declared_size: Option<u64>,
+    declared_digest: Option<&str>,
     budget: &layer::Budget,
-) -> Result<Option<layer::LayerScan>, ImageError> {
+) -> Result<Option<LayerRead>, ImageError> {
     let cannot_write =
         |e: std::io::Error| ImageError::Hostile(format!("cannot write layer {label}: {e}"));
     let tee_side = match ctx.opts.tee.as_deref_mut() {
@@ -411,6 +461,24 @@ fn scan_member(
         }
         None => None,
     };
+    let can_judge = tee_side.is_none() && declared_digest.is_some();
+    // Only a blob that is not what its descriptor names is damage; a blob that is exactly
+    // the named bytes and still cannot be read was written that way, and is refused.
+    let damaged = |ctx: &Ctx<'_, '_>, error: ImageError| -> Result<Option<LayerRead>, ImageError> {
+        if !can_judge {
+            return Err(error);
+        }
+        match stored_digest(ctx.source, member)? {
+            Some((digest, size)) if Some(digest.as_str()) != declared_digest => {
+                Ok(Some(Err(Damage {
+                    digest,
+                    size,
+                    why: error.to_string(),
+                })))
+            }
+            _ => Err(error),
+        }
+    };
     let Some((reader, stored)) = ctx.source.open_member(member)? else {
         return Ok(None);
     };
@@ -422,9 +490,11 @@ fn scan_member(
         } else {
             "shorter than (truncated?)"
         };
-        return Err(ImageError::Hostile(format!(
+        let error = ImageError::Hostile(format!(
             "layer {label} is {stored} bytes, {how} the {declared} bytes its descriptor declares; refusing to read past or short of a descriptor"
-        )));
+        ));
+        drop(reader);
+        return damaged(ctx, error);
     }
     // Never read more than was declared, whatever the file says.
     let bounded: Box<dyn Read + '_> = match declared_size {
@@ -435,7 +505,7 @@ fn scan_member(
     let counted = crate::progress::current()
         .bytes(what, Some(declared_size.unwrap_or(stored)))
         .reader(bounded);
-    let scan = layer::scan(
+    let scan = match layer::scan(
         counted,
         label,
         ctx.opts.limits,
@@ -443,11 +513,14 @@ fn scan_member(
         ctx.opts.spill,
         tee_side,
         ctx.record,
-    )?;
+    ) {
+        Ok(scan) => scan,
+        Err(error) => return damaged(ctx, error),
+    };
     if let Some(tee) = ctx.opts.tee.as_deref_mut() {
         tee.end(&scan).map_err(cannot_write)?;
     }
-    Ok(Some(scan))
+    Ok(Some(Ok(scan)))
 }
 
 /// Scan an image's layers. With nothing to tee they are independent, so they are decoded in
@@ -457,7 +530,7 @@ fn scan_layers(
     ctx: &mut Ctx<'_, '_>,
     image: &str,
     layers: &[Descriptor],
-) -> Result<Vec<Option<layer::LayerScan>>, ImageError> {
+) -> Result<Vec<Option<LayerRead>>, ImageError> {
     let limit = ctx.opts.limits.max_uncompressed;
     if ctx.opts.tee.is_some() {
         let budget = layer::Budget::new(limit);
@@ -472,6 +545,7 @@ fn scan_layers(
                     i,
                     &l.digest,
                     Some(l.size),
+                    Some(&l.digest),
                     &budget,
                 )
             })
@@ -480,7 +554,7 @@ fn scan_layers(
     use rayon::prelude::*;
     let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
     let budget = layer::Budget::new(limit);
-    let scans: Vec<Option<layer::LayerScan>> = layers
+    let scans: Vec<Option<LayerRead>> = layers
         .par_iter()
         .map(|l| {
             let mut solo = ReadOptions {
@@ -501,6 +575,7 @@ fn scan_layers(
                 0,
                 &l.digest,
                 Some(l.size),
+                Some(&l.digest),
                 &budget,
             )
         })
@@ -535,6 +610,7 @@ fn read_json_blob(
         declared_size: Some(d.size),
         actual_digest: None,
         actual_size: None,
+        note: None,
     };
     if let Some(b) = &bytes {
         facts.actual_digest = Some(format!("sha256:{}", crate::inspect::sha256_hex(b)));
@@ -550,6 +626,13 @@ fn read_oci(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError>
         .read_doc("index.json", "index.json", ctx.opts.limits.max_json)?
         .ok_or_else(|| ImageError::Hostile("index.json is missing: not an OCI layout".into()))?;
     let index: Index = docs::parse(&index_bytes, "index.json").map_err(ImageError::Hostile)?;
+    // Docker 25+ `docker save` writes an OCI layout and a docker-archive `manifest.json` side
+    // by side; an untagged save lists nothing in index.json (`"manifests": null`), and
+    // `docker load` reads manifest.json, so that is what is verified then.
+    if index.manifests.is_empty() && ctx.source.has("manifest.json") {
+        set.format = Format::DockerArchive;
+        return read_docker_archive(ctx, set);
+    }
     let media_type = index
         .media_type
         .clone()
@@ -575,16 +658,15 @@ fn walk_index(
         check_descriptor_type(d, name)?;
         // buildx attestations: no runtime selects platform unknown/unknown, and their layers
         // are in-toto documents, not filesystems. Any other platform is verified as an image.
-        if d.annotations
+        let attests = (d
+            .annotations
             .get("vnd.docker.reference.type")
             .map(String::as_str)
             == Some("attestation-manifest")
             && d.platform
                 .as_ref()
-                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
-        {
-            continue;
-        }
+                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown"))
+        .then(|| d.annotations.get("vnd.docker.reference.digest").cloned());
         // Each blob is read once however often indexes list it (10 KB of nested indexes
         // could otherwise ask for thousands of image reads).
         if let Some(first) = ctx.listed.get(&d.digest) {
@@ -621,18 +703,48 @@ fn walk_index(
             walk_index(ctx, &nested, &nested_type, &d.digest, depth + 1, set)?;
             continue;
         }
-        set.entries.push(IndexEntry {
+        let mut manifest_blobs = Vec::new();
+        let entry = IndexEntry {
             digest: d.digest.clone(),
             media_type: d.media_type.clone(),
             platform: d.platform.clone(),
             listed_in: media_type.to_string(),
-        });
-        let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut set.blobs)? else {
+        };
+        let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut manifest_blobs)? else {
+            set.blobs.extend(manifest_blobs);
+            if attests.is_none() {
+                set.entries.push(entry);
+            }
             continue;
         };
         check_document_kind(d, &bytes)?;
         let manifest: Manifest =
             docs::parse(&bytes, &format!("manifest {}", d.digest)).map_err(ImageError::Hostile)?;
+        if let Some(subject) = attests {
+            set.attachments.push(read_attachment(
+                ctx,
+                d,
+                &manifest,
+                "attestation",
+                subject,
+                manifest_blobs,
+            )?);
+            continue;
+        }
+        if manifest.is_artifact() {
+            let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+            set.attachments.push(read_attachment(
+                ctx,
+                d,
+                &manifest,
+                "artifact",
+                subject,
+                manifest_blobs,
+            )?);
+            continue;
+        }
+        set.blobs.extend(manifest_blobs);
+        set.entries.push(entry);
         if set.images.len() >= MAX_IMAGES {
             return Err(ImageError::Hostile(format!(
                 "{name}: more than {MAX_IMAGES} distinct images; refusing to verify that many in one run"
@@ -643,6 +755,53 @@ fn walk_index(
         set.images.push(image);
     }
     Ok(())
+}
+
+/// A manifest that is no image: its own blob, config and layers are hashed as stored (their
+/// media types say nothing about tar), so `blob.digest` and `blob.size` cover them.
+fn read_attachment(
+    ctx: &mut Ctx<'_, '_>,
+    d: &Descriptor,
+    manifest: &Manifest,
+    kind: &'static str,
+    subject: Option<String>,
+    mut blobs: Vec<BlobFacts>,
+) -> Result<Attachment, ImageError> {
+    let parts = std::iter::once(("config".to_string(), &manifest.config)).chain(
+        manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("layer {}", i + 1), l)),
+    );
+    for (role, b) in parts {
+        let found = stored_digest(ctx.source, &blob_path(&b.digest)?)?;
+        blobs.push(BlobFacts {
+            role: format!("{kind} {role}"),
+            referenced_by: d.digest.clone(),
+            media_type: b.media_type.clone(),
+            declared_digest: Some(b.digest.clone()),
+            declared_size: Some(b.size),
+            actual_digest: found.as_ref().map(|f| f.0.clone()),
+            actual_size: found.map(|f| f.1),
+            note: None,
+        });
+    }
+    Ok(Attachment {
+        digest: d.digest.clone(),
+        kind,
+        artifact_type: manifest
+            .artifact_type
+            .clone()
+            .or_else(|| (kind == "attestation").then(|| "attestation-manifest".into())),
+        subject,
+        layer_media_types: manifest
+            .layers
+            .iter()
+            .map(|l| l.media_type.clone())
+            .collect(),
+        blobs,
+    })
 }
 
 /// An index entry is an index or a manifest, OCI or Docker; anything else (an empty type
@@ -743,7 +902,14 @@ fn read_oci_image(
     let mut view = View::new(format!("image {}", d.digest));
     let mut layers = Vec::new();
     let scans = scan_layers(ctx, &d.digest, &manifest.layers)?;
-    view.reserve_plain(scans.iter().flatten().map(|s| s.plain.len()).sum());
+    view.reserve_plain(
+        scans
+            .iter()
+            .flatten()
+            .filter_map(|s| s.as_ref().ok())
+            .map(|s| s.plain.len())
+            .sum(),
+    );
     for (i, (l, scan)) in manifest.layers.iter().zip(scans).enumerate() {
         let mut facts = BlobFacts {
             role: format!("layer {}", i + 1),
@@ -753,6 +919,7 @@ fn read_oci_image(
             declared_size: Some(l.size),
             actual_digest: None,
             actual_size: None,
+            note: None,
         };
         let mut layer = LayerFacts {
             digest: l.digest.clone(),
@@ -761,8 +928,15 @@ fn read_oci_image(
             diff_id: None,
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
+            damage: None,
         };
-        if let Some(scan) = scan {
+        if let Some(Err(damage)) = &scan {
+            facts.actual_digest = Some(damage.digest.clone());
+            facts.actual_size = Some(damage.size);
+            facts.note = Some(damage.why.clone());
+            layer.damage = Some(damage.why.clone());
+        }
+        if let Some(Ok(scan)) = scan {
             if let Some(declared) = docs::layer_compression(&l.media_type)
                 && declared != scan.compression
             {
@@ -838,6 +1012,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 .as_ref()
                 .map(|b| format!("sha256:{}", crate::inspect::sha256_hex(b))),
             actual_size: config_bytes.as_ref().map(|b| b.len() as u64),
+            note: None,
         });
         let config: Config = match &config_bytes {
             Some(b) => {
@@ -855,14 +1030,21 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
         let budget = layer::Budget::new(ctx.opts.limits.max_uncompressed);
         for (i, member) in entry.layers.iter().enumerate() {
             let member = source::member_name(member);
+            // Docker 25+ names each layer by its digest (`blobs/sha256/<hex>`): a declaration.
+            let declared = member.strip_prefix("blobs/sha256/").and_then(|hex| {
+                docs::check_digest(&format!("sha256:{hex}"))
+                    .ok()
+                    .map(|h| format!("sha256:{h}"))
+            });
             let mut facts = BlobFacts {
                 role: format!("layer {}", i + 1),
                 referenced_by: format!("manifest.json ({name})"),
                 media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),
-                declared_digest: None,
+                declared_digest: declared.clone(),
                 declared_size: None,
                 actual_digest: None,
                 actual_size: None,
+                note: None,
             };
             let mut layer = LayerFacts {
                 digest: member.clone(),
@@ -871,17 +1053,35 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 diff_id: None,
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
+                damage: None,
             };
-            if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, None, &budget)? {
-                facts.actual_digest = Some(scan.digest.clone());
-                facts.actual_size = Some(scan.size);
-                layer.digest = scan.digest.clone();
-                layer.compression = Some(scan.compression);
-                layer.diff_id = Some(scan.diff_id.clone());
-                layer.files = scan.file_count();
-                view.apply(i, &scan)?;
-            } else {
-                facts.role = format!("layer {} ({member})", i + 1);
+            let read = scan_member(
+                ctx,
+                &member,
+                &image_key,
+                i,
+                &member,
+                None,
+                declared.as_deref(),
+                &budget,
+            )?;
+            match read {
+                Some(Ok(scan)) => {
+                    facts.actual_digest = Some(scan.digest.clone());
+                    facts.actual_size = Some(scan.size);
+                    layer.digest = scan.digest.clone();
+                    layer.compression = Some(scan.compression);
+                    layer.diff_id = Some(scan.diff_id.clone());
+                    layer.files = scan.file_count();
+                    view.apply(i, &scan)?;
+                }
+                Some(Err(damage)) => {
+                    facts.actual_digest = Some(damage.digest.clone());
+                    facts.actual_size = Some(damage.size);
+                    facts.note = Some(damage.why.clone());
+                    layer.damage = Some(damage.why);
+                }
+                None => facts.role = format!("layer {} ({member})", i + 1),
             }
             blobs.push(facts);
             layers.push(layer);

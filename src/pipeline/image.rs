@@ -65,7 +65,21 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
         .par_iter()
         .map(|img| image_artifact(&input, set, img, options, &overrides, spill))
         .collect();
-    if let Some(index) = index_artifact(&input, set, options) {
+    let present: Vec<Platform> = set
+        .images
+        .iter()
+        .filter_map(|img| {
+            img.index_platform
+                .as_ref()
+                .and_then(checks::declared)
+                .or_else(|| checks::declared(&img.config.platform()))
+        })
+        .collect();
+    let absent = options
+        .platform_filter
+        .as_ref()
+        .and_then(|want| checks::requested_platform(want, &present));
+    if let Some(index) = index_artifact(&input, set, options, absent) {
         artifacts.insert(0, index);
     }
     artifacts
@@ -89,12 +103,18 @@ fn image_artifact(
         .unwrap_or_else(|| image.config.platform().text());
     let path = format!("{input}@{label}");
 
+    let attached: Vec<_> = set
+        .attachments
+        .iter()
+        .filter(|a| a.subject.as_deref() == Some(image.manifest_digest.as_str()))
+        .collect();
     let manifest_blobs: Vec<_> = set
         .blobs
         .iter()
         .filter(|b| b.declared_digest.as_deref() == Some(image.manifest_digest.as_str()))
         .cloned()
         .chain(image.blobs.iter().cloned())
+        .chain(attached.iter().flat_map(|a| a.blobs.iter().cloned()))
         .collect();
     let mut results = checks::blobs(&manifest_blobs);
     results.push(checks::diff_ids(image));
@@ -227,6 +247,8 @@ fn image_artifact(
                 .into_iter()
                 .map(|(path, platform)| Outlier { path, platform })
                 .collect(),
+            listed_in: image.listed_in.clone(),
+            attached: attached.into_iter().cloned().collect(),
         }),
         closure,
         run,

@@ -9,19 +9,39 @@ use std::path::Path;
 
 /// Index-level checks (duplicates, expected platforms, media types), when there is an index
 /// or the user named platforms to expect.
-pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) -> Option<Artifact> {
+/// `absent`: the failure of a `--platform` the input does not have.
+pub(crate) fn index_artifact(
+    input: &str,
+    set: &ImageSet,
+    options: &Settings,
+    absent: Option<crate::check::CheckResult>,
+) -> Option<Artifact> {
     let has_platforms = set.entries.iter().any(|e| e.platform.is_some());
     let empty = crate::check::structure::nothing_verified(set);
     let expected = super::expect::index_expected(set, options);
-    if !has_platforms && expected.is_none() && empty.is_none() {
+    if !has_platforms && expected.is_none() && empty.is_none() && absent.is_none() {
         return None;
     }
-    let mut results: Vec<_> = empty.into_iter().collect();
+    let mut results: Vec<_> = empty.into_iter().chain(absent).collect();
     let index_blobs: Vec<_> = set
         .blobs
         .iter()
         .filter(|b| b.role == "index")
         .cloned()
+        .collect();
+    // Attestations and artifacts about no image here are the index's to check.
+    let index_blobs: Vec<_> = index_blobs
+        .into_iter()
+        .chain(
+            set.attachments
+                .iter()
+                .filter(|a| {
+                    !a.subject
+                        .as_ref()
+                        .is_some_and(|s| set.images.iter().any(|i| &i.manifest_digest == s))
+                })
+                .flat_map(|a| a.blobs.iter().cloned()),
+        )
         .collect();
     if !index_blobs.is_empty() {
         results.extend(checks::blobs(&index_blobs));
@@ -62,6 +82,7 @@ pub fn read_push_script(
         entries: Vec::new(),
         images: Vec::new(),
         blobs: Vec::new(),
+        attachments: Vec::new(),
     };
     for archive in &script.archives {
         let named = |e: crate::image::ImageError| {

@@ -68,6 +68,11 @@ pub struct ImageReport {
     pub executables: usize,
     /// Executables that are not of the image's platform: `{path, platform}`.
     pub outliers: Vec<Outlier>,
+    /// Where the manifest is listed (`index.json`, a nested index's digest): once per listing.
+    pub listed_in: Vec<String>,
+    /// buildx attestations and OCI artifacts about this image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::image::Attachment>,
 }
 
 #[derive(Debug, Clone, Serialize)]

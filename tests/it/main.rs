@@ -8,6 +8,7 @@ mod assemble;
 mod build;
 mod catalogue;
 mod demo_out;
+mod docker_formats;
 mod fixtures_smoke;
 mod foreign_platforms;
 mod hostile_shapes;
