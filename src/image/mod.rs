@@ -8,6 +8,7 @@ pub mod extract;
 pub mod gotar;
 pub mod layer;
 mod plain;
+pub mod reference;
 pub mod script;
 pub mod source;
 pub mod view;
@@ -643,6 +644,9 @@ fn walk_index(
             platform: d.platform.clone(),
             listed_in: media_type.to_string(),
         });
+        if ctx.source.skips(d.platform.as_ref()) {
+            continue;
+        }
         let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut set.blobs)? else {
             continue;
         };
