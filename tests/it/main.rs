@@ -17,6 +17,7 @@ mod nix_files;
 mod publish;
 mod publish_exact;
 mod registry_push;
+mod remote_verify;
 mod reports;
 mod run;
 mod runtime_reading;
