@@ -402,3 +402,111 @@ fn local_transports_name_layouts_archives_and_ref_names() {
         wrong_kind.stderr
     );
 }
+
+/// A real credential helper on PATH: `docker-credential-NAME get` answers `secret` for the
+/// server it is asked about when that is `host`, "credentials not found" otherwise, and
+/// records what it was asked.
+fn credential_helper(dir: &Path, name: &str, host: &str, secret: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = dir.join("helper-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join(format!("docker-credential-{name}"));
+    let asked = dir.join(format!("{name}.asked"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 9\nread -r server || true\nprintf '%s\\n' \"$server\" >> '{asked}'\nif [ \"$server\" = '{host}' ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{secret}\"}}\\n' \"$server\"\nelse\n  echo 'credentials not found in native keychain'\n  exit 1\nfi\n",
+            asked = asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn with_path(cmd: &mut Command, bin: &Path) {
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin.display()));
+}
+
+#[test]
+fn credential_helpers_and_podman_auth_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(Some(&htpasswd()));
+    let reference = format!("{}/helped:v1", reg.addr);
+    skopeo_push(
+        &format!("oci:{}:latest", nested().display()),
+        &reference,
+        Some(&format!("{USER}:{PASSWORD}")),
+    );
+    let input = format!("docker://{reference}");
+    let bin = credential_helper(dir.path(), "mabtest", &reg.addr, PASSWORD);
+    let docker_config = dir.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let run = |config: Value, extra: &dyn Fn(&mut Command)| {
+        std::fs::write(docker_config.join("config.json"), config.to_string()).unwrap();
+        let mut cmd = isolated(dir.path());
+        with_path(&mut cmd, &bin);
+        cmd.env("DOCKER_CONFIG", &docker_config);
+        extra(&mut cmd);
+        cmd.args(["--format", "json", "--no-run", "--plain-http", &input]);
+        harness::run_cmd(cmd)
+    };
+    let none = |_: &mut Command| {};
+
+    // credHelpers for this host.
+    let helped = run(
+        serde_json::json!({"credHelpers": {reg.addr.clone(): "mabtest"}}),
+        &none,
+    );
+    assert_eq!(helped.code, 0, "{}", helped.stderr);
+    assert!(!helped.stderr.contains(PASSWORD));
+    let asked = std::fs::read_to_string(dir.path().join("mabtest.asked")).unwrap();
+    assert_eq!(asked.lines().last(), Some(reg.addr.as_str()));
+
+    // credsStore, with Docker's empty auths marker.
+    let stored = run(
+        serde_json::json!({"credsStore": "mabtest", "auths": {reg.addr.clone(): {}}}),
+        &none,
+    );
+    assert_eq!(stored.code, 0, "{}", stored.stderr);
+
+    // A helper for another host is not asked; with nothing else the pull is anonymous: 401.
+    let other = run(
+        serde_json::json!({"credHelpers": {"registry.example": "mabtest"}}),
+        &none,
+    );
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(other.stderr.contains("401"), "{}", other.stderr);
+
+    // A helper that is not installed: exit 2 naming it.
+    let missing = run(
+        serde_json::json!({"credHelpers": {reg.addr.clone(): "not-installed-here"}}),
+        &none,
+    );
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("docker-credential-not-installed-here"),
+        "{}",
+        missing.stderr
+    );
+
+    // podman's $XDG_RUNTIME_DIR/containers/auth.json comes before Docker's config.
+    let runtime = dir.path().join("run");
+    std::fs::create_dir_all(runtime.join("containers")).unwrap();
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{USER}:{PASSWORD}"),
+    );
+    std::fs::write(
+        runtime.join("containers/auth.json"),
+        serde_json::json!({"auths": {reg.addr.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let podman = run(serde_json::json!({}), &|cmd: &mut Command| {
+        cmd.env("XDG_RUNTIME_DIR", &runtime);
+    });
+    assert_eq!(podman.code, 0, "{}", podman.stderr);
+}
