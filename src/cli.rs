@@ -13,6 +13,8 @@ Examples:
   mab-verify image.tar.gz                             a docker-archive (dockerTools output)
   mab-verify --expect linux/amd64 --expect linux/arm64 app.oci.tar   multi-arch index
   mab-verify --platform linux/arm64 app.oci.tar       only that platform's image
+  mab-verify docker://ghcr.io/org/app:1.2             an image in a registry, read without pulling it
+  mab-verify oci:./layout:1.2                         one ref.name of an OCI layout
   mab-verify platforms                                every platform name it accepts
   mab-verify demo                                     build, image and assemble the bundled demo into ./mab-demo, verify it
 
@@ -31,6 +33,23 @@ pub struct Cli {
     pub all: bool,
     #[command(flatten)]
     pub verify: VerifyFlags,
+    #[command(flatten)]
+    pub remote: RemoteFlags,
+}
+
+/// How `docker://` inputs are reached.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RemoteFlags {
+    /// Speak HTTP, not HTTPS, to the registries of docker:// inputs (loopback registries).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// USER:PASSWORD for docker:// inputs; otherwise ~/.docker/config.json,
+    /// $REGISTRY_AUTH_FILE, or MAB_REGISTRY_USER/MAB_REGISTRY_PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+    /// Read the registry password from stdin (one line); --creds then gives only USER.
+    #[arg(long, requires = "creds")]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,6 +53,8 @@ pub struct Settings {
     /// `SOURCE_DATE_EPOCH`, validated.
     pub source_date_epoch: Option<u64>,
     pub(crate) run: RunLayers,
+    /// How `docker://` inputs are reached (set by the commands that take them).
+    pub remote: crate::image::reference::RemoteSettings,
 }
 
 /// `[build]` of `mab.toml`.
@@ -228,6 +230,7 @@ impl Settings {
                 platforms,
                 top,
             },
+            remote: Default::default(),
         })
     }
 

@@ -91,6 +91,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             let mut settings = Settings::resolve(&cli.verify)?;
             settings.all = cli.all;
+            settings.remote = crate::image::reference::RemoteSettings {
+                plain_http: cli.remote.plain_http,
+                creds: crate::publish::auth::with_password_stdin(
+                    cli.remote.creds,
+                    cli.remote.password_stdin,
+                )
+                .map_err(Error::Usage)?,
+            };
             verify::verify(&cli.paths, &settings)
         }
     }

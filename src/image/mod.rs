@@ -8,6 +8,7 @@ pub mod extract;
 pub mod gotar;
 pub mod layer;
 mod plain;
+pub mod reference;
 pub mod script;
 pub mod source;
 pub mod view;
@@ -710,6 +711,13 @@ fn walk_index(
             platform: d.platform.clone(),
             listed_in: media_type.to_string(),
         };
+        // A registry source reads only the platforms asked for; the entry is still listed.
+        if ctx.source.skips(d.platform.as_ref()) {
+            if attests.is_none() {
+                set.entries.push(entry);
+            }
+            continue;
+        }
         let Some(bytes) = read_json_blob(ctx, d, "manifest", name, &mut manifest_blobs)? else {
             set.blobs.extend(manifest_blobs);
             if attests.is_none() {

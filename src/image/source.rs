@@ -13,6 +13,168 @@ pub type Member<'a> = (Box<dyn Read + 'a>, u64);
 pub enum Source {
     Dir(PathBuf),
     Tar(TarIndex),
+    /// An image in a registry, read as the layout it would be pulled to (see [`Remote`]).
+    Remote(Box<Remote>),
+    /// A local layout or archive whose `index.json` is narrowed to one `ref.name`.
+    Named(Box<Source>, Vec<u8>),
+}
+
+/// A registry image seen as an OCI layout: `index.json` lists the root the registry served
+/// for the tag, and `blobs/sha256/<hex>` is a manifest GET for the digests indexes list and a
+/// blob GET for everything else. Manifests are small and kept; blobs are streamed.
+pub struct Remote {
+    puller: crate::publish::registry::Puller,
+    root: crate::publish::registry::Served,
+    manifests: std::sync::Mutex<HashMap<String, Option<Vec<u8>>>>,
+    /// `--platform`: the images an index lists for other platforms are not fetched.
+    only: Option<crate::platform::Platform>,
+}
+
+impl Remote {
+    pub fn new(
+        puller: crate::publish::registry::Puller,
+        root: crate::publish::registry::Served,
+        only: Option<crate::platform::Platform>,
+    ) -> Remote {
+        let mut manifests = HashMap::new();
+        manifests.insert(root.digest.clone(), Some(root.bytes.clone()));
+        Remote {
+            puller,
+            root,
+            manifests: std::sync::Mutex::new(manifests),
+            only,
+        }
+    }
+
+    pub fn root(&self) -> &crate::publish::registry::Served {
+        &self.root
+    }
+
+    pub fn puller(&self) -> &crate::publish::registry::Puller {
+        &self.puller
+    }
+
+    /// One entry naming the root, typed as the root's own family so the wrapper adds no
+    /// OCI/Docker mixing of its own.
+    fn index_json(&self) -> Vec<u8> {
+        let docker = self.root.media_type.starts_with("application/vnd.docker.");
+        let own = if docker {
+            crate::publish::registry::DOCKER_LIST
+        } else {
+            crate::publish::registry::OCI_INDEX
+        };
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": own,
+            "manifests": [{
+                "mediaType": self.root.media_type,
+                "digest": self.root.digest,
+                "size": self.root.bytes.len(),
+            }],
+        }))
+        .expect("a JSON value serialises")
+    }
+
+    fn member(&self, rel: &str) -> Result<Option<Member<'_>>, ImageError> {
+        if rel == "index.json" {
+            let bytes = self.index_json();
+            let len = bytes.len() as u64;
+            return Ok(Some((Box::new(std::io::Cursor::new(bytes)), len)));
+        }
+        if rel == "oci-layout" {
+            let bytes = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
+            let len = bytes.len() as u64;
+            return Ok(Some((Box::new(std::io::Cursor::new(bytes)), len)));
+        }
+        let Some(hex) = rel.strip_prefix("blobs/sha256/") else {
+            return Ok(None);
+        };
+        let digest = format!("sha256:{hex}");
+        let known = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned();
+        let remote_error = |e: crate::publish::registry::PushError| {
+            ImageError::Hostile(format!("{}: {e}", self.puller.reference()))
+        };
+        match known {
+            Some(cached) => {
+                let bytes = match cached {
+                    Some(b) => b,
+                    None => self.puller.manifest(&digest).map_err(remote_error)?.bytes,
+                };
+                self.learn_children(&bytes);
+                self.manifests
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(digest, Some(bytes.clone()));
+                let len = bytes.len() as u64;
+                Ok(Some((Box::new(std::io::Cursor::new(bytes)), len)))
+            }
+            None => {
+                let (reader, len) = self.puller.blob(&digest).map_err(remote_error)?;
+                let Some(len) = len else {
+                    return Err(ImageError::Hostile(format!(
+                        "{}: blob {digest} was served without a Content-Length; refusing a blob of unknown size",
+                        self.puller.reference()
+                    )));
+                };
+                Ok(Some((
+                    Box::new(BufReader::with_capacity(256 * 1024, reader)),
+                    len,
+                )))
+            }
+        }
+    }
+
+    /// The digests an index lists are manifests, fetched from `/manifests/`.
+    fn learn_children(&self, bytes: &[u8]) {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            return;
+        };
+        let Some(list) = value.get("manifests").and_then(|m| m.as_array()) else {
+            return;
+        };
+        let mut known = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        for d in list {
+            if let Some(digest) = d.get("digest").and_then(|d| d.as_str()) {
+                known.entry(digest.to_string()).or_insert(None);
+            }
+        }
+    }
+}
+
+/// `index.json` with only the entries whose `org.opencontainers.image.ref.name` is `name`;
+/// an error naming the names there are when none is.
+pub fn narrow_index(index_json: &[u8], name: &str, what: &str) -> Result<Vec<u8>, ImageError> {
+    let mut value: serde_json::Value = serde_json::from_slice(index_json)
+        .map_err(|e| ImageError::Hostile(format!("{what}: index.json is not JSON: {e}")))?;
+    let ref_of = |d: &serde_json::Value| {
+        d.get("annotations")
+            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    };
+    let Some(list) = value.get_mut("manifests").and_then(|m| m.as_array_mut()) else {
+        return Err(ImageError::Hostile(format!(
+            "{what}: index.json lists no manifests, so it has no image named {name:?}"
+        )));
+    };
+    let names: Vec<String> = list.iter().filter_map(ref_of).collect();
+    list.retain(|d| ref_of(d).as_deref() == Some(name));
+    if list.is_empty() {
+        let there = if names.is_empty() {
+            "no entry has a name (org.opencontainers.image.ref.name)".to_string()
+        } else {
+            format!("the names there are {}", names.join(", "))
+        };
+        return Err(ImageError::Hostile(format!(
+            "{what}: index.json has no image named {name:?}; {there}"
+        )));
+    }
+    Ok(serde_json::to_vec(&value).expect("a JSON value serialises"))
 }
 
 /// Where each member of an uncompressed tar lies. A compressed archive is first spilled,
@@ -31,17 +193,40 @@ impl Source {
         Ok(Source::Tar(TarIndex::build(path, limits)?))
     }
 
+    /// True when an index entry listed for `platform` need not be read: a registry read for
+    /// `--platform` fetches only that platform's blobs (an entry without a platform is read,
+    /// since its config decides).
+    pub fn skips(&self, platform: Option<&super::docs::PlatformDoc>) -> bool {
+        let Source::Remote(remote) = self else {
+            return false;
+        };
+        let Some(want) = remote.only else {
+            return false;
+        };
+        platform
+            .and_then(crate::check::image::declared)
+            .is_some_and(|p| p.arch != want.arch || p.os != want.os)
+    }
+
     /// The member names, for detection.
     pub fn has(&self, rel: &str) -> bool {
         match self {
             Source::Dir(d) => safe_join(d, rel).is_some_and(|p| p.exists()),
             Source::Tar(t) => t.members.contains_key(rel),
+            Source::Remote(_) => matches!(rel, "index.json" | "oci-layout"),
+            Source::Named(inner, _) => inner.has(rel),
         }
     }
 
     /// A stream over the member and its length, or `None` when it does not exist.
     pub fn open_member(&self, rel: &str) -> Result<Option<Member<'_>>, ImageError> {
         match self {
+            Source::Remote(r) => r.member(rel),
+            Source::Named(_, index) if rel == "index.json" => {
+                let len = index.len() as u64;
+                Ok(Some((Box::new(std::io::Cursor::new(index.clone())), len)))
+            }
+            Source::Named(inner, _) => inner.open_member(rel),
             Source::Dir(d) => {
                 let Some(p) = safe_join(d, rel) else {
                     return Ok(None);

@@ -51,10 +51,19 @@ pub(crate) fn index_artifact(
         results.push(checks::media_types(&set.entries));
     }
     results.extend(expected);
+    // A registry's index is known by the digest it served for the tag.
+    let served = input
+        .starts_with("docker://")
+        .then(|| index_blobs.iter().find(|b| b.referenced_by == "index.json"))
+        .flatten()
+        .and_then(|b| b.actual_digest.as_deref())
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .unwrap_or_default()
+        .to_string();
     Some(Artifact {
         path: format!("{input}@index"),
         resolved_path: input.to_string(),
-        sha256: String::new(),
+        sha256: served,
         size: 0,
         kind: "index",
         platform: None,

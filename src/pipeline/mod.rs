@@ -52,15 +52,37 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
         let p = &input.path;
         let bad = |e: crate::image::ImageError| Error::input(p, e.to_string());
         let set_options = expect::held_to(options, input.declared.as_ref());
-        if !p.exists() {
-            targets.extend(discover(p, options.all)?);
-            continue;
-        }
         let mut read = crate::image::ReadOptions {
             limits: &options.limits,
             spill: spill_path,
             tee: None,
         };
+        // `docker://…`, `oci:DIR:REF` and the other transports; a bare path goes on below.
+        let named = match p.to_str() {
+            Some(text) => {
+                crate::image::reference::parse(text).map_err(|e| Error::Usage(e.to_string()))?
+            }
+            None => crate::image::reference::ImageRef::Path(p.clone()),
+        };
+        if !matches!(named, crate::image::reference::ImageRef::Path(_)) {
+            let (source, format) = crate::image::reference::open(
+                &named,
+                &options.limits,
+                &options.remote,
+                options.platform_filter,
+            )?
+            .ok_or_else(|| Error::input(p, "names no image"))?;
+            progress(&format!("reading {}…", p.display()));
+            sets.push((
+                crate::image::read(p, source, format, &mut read).map_err(bad)?,
+                set_options,
+            ));
+            continue;
+        }
+        if !p.exists() {
+            targets.extend(discover(p, options.all)?);
+            continue;
+        }
         if let Some(script) = crate::image::script::find(p) {
             progress(&format!(
                 "{}: a push script combining {} images",

@@ -1,15 +1,19 @@
-//! Registry credentials (`--creds`, `auths` files, environment) and their redaction from text.
+//! Registry credentials (`--creds`, auth files, credential helpers, environment) and their
+//! redaction from text.
 //!
 //! Lookup order, first match wins (see [`resolve_credentials`]):
 //! 1. the explicit `user:password` string the caller passes (`--creds`);
-//! 2. `$REGISTRY_AUTH_FILE` (podman/skopeo's `auth.json`), then `$DOCKER_CONFIG/config.json`
-//!    or `~/.docker/config.json`: the `auths` entry for the registry host, with either a
-//!    base64 `auth` field (`user:password`) or `username`/`password` fields; keys may carry
-//!    a scheme and a path (`https://index.docker.io/v1/`);
+//! 2. the auth files, as containers-auth.json(5) orders them: `$REGISTRY_AUTH_FILE`, podman's
+//!    `$XDG_RUNTIME_DIR/containers/auth.json`, then `$DOCKER_CONFIG/config.json` or
+//!    `~/.docker/config.json`. In each, as Docker reads it: a `credHelpers` entry for the
+//!    host runs `docker-credential-<name> get`; else a `credsStore` runs that helper; else
+//!    (or when the helper has nothing for the host) the `auths` entry, with a base64 `auth`
+//!    field (`user:password`) or `username`/`password` fields; keys may carry a scheme and
+//!    a path (`https://index.docker.io/v1/`);
 //! 3. `$MAB_REGISTRY_USER` and `$MAB_REGISTRY_PASSWORD`.
 //!
-//! Credential helpers (`credsStore`, `credHelpers`) and `identitytoken` entries are not run
-//! or used; such an entry counts as absent.
+//! `identitytoken` entries and helpers' identity tokens (user `<token>`) are OAuth refresh
+//! tokens this client cannot exchange; such an entry counts as absent.
 
 use super::registry::PushError;
 use base64::Engine as _;
@@ -23,6 +27,8 @@ use std::sync::LazyLock;
 pub const AUTH_FILE_ENV: &str = "REGISTRY_AUTH_FILE";
 /// The directory holding Docker's `config.json` when set (Docker's own convention).
 pub const DOCKER_CONFIG_ENV: &str = "DOCKER_CONFIG";
+/// podman's per-session directory; its `containers/auth.json` is an auth file.
+pub const XDG_RUNTIME_DIR_ENV: &str = "XDG_RUNTIME_DIR";
 /// User name when neither `--creds` nor an auth file has an entry.
 pub const USER_ENV: &str = "MAB_REGISTRY_USER";
 /// Password (or token) that goes with [`USER_ENV`].
@@ -153,6 +159,9 @@ fn auth_files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     if let Some(file) = env(AUTH_FILE_ENV) {
         files.push(PathBuf::from(file));
     }
+    if let Some(dir) = env(XDG_RUNTIME_DIR_ENV) {
+        files.push(Path::new(&dir).join("containers").join("auth.json"));
+    }
     if let Some(dir) = env(DOCKER_CONFIG_ENV) {
         files.push(Path::new(&dir).join("config.json"));
     } else if let Some(home) = env("HOME") {
@@ -184,13 +193,29 @@ pub fn auth_file_credentials(
             e.column()
         ))
     })?;
+    let wanted = canonical_host(registry);
+    // Docker asks a host's own helper first, then the default store.
+    let helper = json
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .and_then(|h| {
+            h.iter()
+                .find(|(k, _)| canonical_host(&auth_key_host(k)) == wanted)
+                .and_then(|(_, v)| v.as_str())
+        })
+        .or_else(|| json.get("credsStore").and_then(|s| s.as_str()))
+        .filter(|name| !name.is_empty());
+    if let Some(name) = helper
+        && let Some(creds) = helper_credentials(file, name, registry)?
+    {
+        return Ok(Some(creds));
+    }
     let Some(auths) = json.get("auths") else {
         return Ok(None);
     };
     let auths = auths
         .as_object()
         .ok_or_else(|| bad("`auths` is not an object".into()))?;
-    let wanted = canonical_host(registry);
     for (key, entry) in auths {
         if canonical_host(&auth_key_host(key)) != wanted {
             continue;
@@ -228,6 +253,74 @@ pub fn auth_file_credentials(
         // secret. Keep looking: another key may spell the same host.
     }
     Ok(None)
+}
+
+/// Runs `docker-credential-<name> get` with the server on stdin, as Docker does (Docker Hub
+/// as `https://index.docker.io/v1/`). "Not found" is `Ok(None)`; a helper that is missing
+/// or fails otherwise is an error naming it (never its output, which may hold the secret).
+fn helper_credentials(
+    file: &Path,
+    name: &str,
+    registry: &str,
+) -> Result<Option<Credentials>, PushError> {
+    use std::io::Write as _;
+    let bad = |message: String| PushError::AuthFile {
+        path: file.to_path_buf(),
+        message,
+    };
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(bad(format!(
+            "credential helper name {name:?} is not a plain program name suffix"
+        )));
+    }
+    let program = format!("docker-credential-{name}");
+    let server = if canonical_host(registry) == "docker.io" {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        registry.to_string()
+    };
+    let mut child = std::process::Command::new(&program)
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            bad(format!(
+                "names credential helper {name}, but {program} cannot be run ({e}); install it on PATH, or remove the entry"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| bad(format!("{program} get failed: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // The protocol's answer for a host the helper does not know.
+        if stdout.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(bad(format!(
+            "{program} get for {server} failed ({}); run `echo {server} | {program} get` to see why",
+            out.status
+        )));
+    }
+    let answer: serde_json::Value = serde_json::from_str(&stdout)
+        .map_err(|_| bad(format!("{program} get for {server} did not answer JSON")))?;
+    let field = |k: &str| answer.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let (username, password) = (field("Username"), field("Secret"));
+    if username.is_empty() || password.is_empty() || username == "<token>" {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    }))
 }
 
 /// `https://index.docker.io/v1/` → `index.docker.io`; `ghcr.io` → `ghcr.io`.

@@ -816,6 +816,7 @@ fn sha256_digest(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------
 
 /// How requests are authorised after the registry's first challenge.
+#[derive(Clone, Copy)]
 enum Auth {
     Anonymous,
     Basic,
@@ -1591,6 +1592,135 @@ fn parse_auth_params(text: &str) -> Vec<(String, String)> {
         out.push((name, value));
     }
     out
+}
+
+/// Reads an image from a registry: manifests by tag or digest, blobs as streams. One
+/// connection pool and one set of tokens serve every reader thread; a request is sent under
+/// a lock (so a 401 is answered once) and its body is read without it.
+pub struct Puller {
+    reference: Reference,
+    opts: PushOptions,
+    agent: Agent,
+    state: std::sync::Mutex<(Auth, HashMap<String, String>)>,
+}
+
+/// A manifest as the registry served it.
+pub struct Served {
+    pub digest: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Puller {
+    /// Connects (`GET /v2/`, answering its auth challenge) so an unreachable registry or
+    /// refused credentials show before anything is read.
+    pub fn connect(reference: &Reference, opts: PushOptions) -> Result<Puller, PushError> {
+        let agent = {
+            let mut noop = |_: &str| {};
+            Client::new(reference, &opts, &mut noop).agent
+        };
+        let puller = Puller {
+            reference: reference.clone(),
+            opts,
+            agent,
+            state: std::sync::Mutex::new((Auth::Anonymous, HashMap::new())),
+        };
+        puller.with_client(|c| c.retrying(|c| c.ping()))?;
+        Ok(puller)
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    fn with_client<T>(
+        &self,
+        op: impl FnOnce(&mut Client<'_>) -> Result<T, PushError>,
+    ) -> Result<T, PushError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut say = |line: &str| crate::pipeline::progress(line);
+        let mut client = Client::new(&self.reference, &self.opts, &mut say);
+        client.agent = self.agent.clone();
+        client.scope = format!("repository:{}:pull", self.reference.repository);
+        client.auth = state.0;
+        client.tokens = std::mem::take(&mut state.1);
+        let result = op(&mut client);
+        *state = (client.auth, std::mem::take(&mut client.tokens));
+        result
+    }
+
+    /// `GET /manifests/<reference>` (a tag or a digest), at most [`MAX_MANIFEST_BYTES`].
+    pub fn manifest(&self, reference: &str) -> Result<Served, PushError> {
+        self.with_client(|c| {
+            c.retrying(|c| {
+                let call = Call {
+                    method: "GET",
+                    url: c.url("manifests", reference),
+                    what: format!("manifest {reference}"),
+                    headers: vec![("Accept", ACCEPT_MANIFESTS.join(", "))],
+                    payload: Payload::Empty,
+                };
+                let mut response = c.send(&call)?;
+                let status = response.status().as_u16();
+                if status != 200 {
+                    let detail = c.error_detail(&mut response);
+                    return Err(c.http_error(&call, status, detail));
+                }
+                let media_type = response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
+                    .unwrap_or_default();
+                let bytes = response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_MANIFEST_BYTES)
+                    .read_to_vec()
+                    .map_err(|e| c.transport_error(&call.what, e))?;
+                // Not compared with a digest reference here: the reader records what it
+                // got, and blob.digest judges it, as for a local layout.
+                let digest = sha256_digest(&bytes);
+                Ok(Served {
+                    digest,
+                    media_type,
+                    bytes,
+                })
+            })
+        })
+    }
+
+    /// `GET /blobs/<digest>` as a stream and its length; the caller hashes what it reads.
+    pub fn blob(
+        &self,
+        digest: &str,
+    ) -> Result<(Box<dyn std::io::Read + Send + 'static>, Option<u64>), PushError> {
+        let response = self.with_client(|c| {
+            c.retrying(|c| {
+                let call = Call {
+                    method: "GET",
+                    url: c.url("blobs", digest),
+                    what: format!("blob {digest}"),
+                    headers: Vec::new(),
+                    payload: Payload::Empty,
+                };
+                let mut response = c.send(&call)?;
+                let status = response.status().as_u16();
+                if status != 200 {
+                    let detail = c.error_detail(&mut response);
+                    return Err(c.http_error(&call, status, detail));
+                }
+                Ok(response)
+            })
+        })?;
+        let len = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let reader = response.into_body().into_reader();
+        Ok((Box::new(reader), len))
+    }
 }
 
 #[cfg(test)]

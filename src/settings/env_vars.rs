@@ -22,6 +22,10 @@ pub mod env {
     pub const REGISTRY_PASSWORD: &str = "MAB_REGISTRY_PASSWORD";
     /// A containers-auth.json file for `push` (read by `publish::auth`).
     pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+    /// Docker's config directory (`config.json`: auths, credsStore, credHelpers), and the
+    /// session directory holding podman's `containers/auth.json` (read by `publish::auth`).
+    pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+    pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
     /// `none` runs unsealed; a path names the bubblewrap to use (read by `run::seal`).
     pub const BWRAP: &str = "MAB_BWRAP";
     /// Where private temporary directories go; the gated command gets the caller's own.

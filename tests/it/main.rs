@@ -20,6 +20,7 @@ mod progress;
 mod publish;
 mod publish_exact;
 mod registry_push;
+mod remote_verify;
 mod reports;
 mod run;
 mod runtime_reading;
