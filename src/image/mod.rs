@@ -73,7 +73,7 @@ impl ImageError {
 }
 
 /// How a blob is stored; gzip written at level 6 with no name and mtime 0, zstd at level 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
@@ -138,6 +138,9 @@ pub struct LayerFacts {
     pub diff_id: Option<String>,
     pub declared_diff_id: Option<String>,
     pub files: usize,
+    /// Its facts came from the fact cache (`crate::cache`) after its bytes were hashed again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_cache: bool,
 }
 
 /// One platform's image.
@@ -287,6 +290,8 @@ pub struct ReadOptions<'a> {
     /// Where to keep the bytes of binaries for later runs (see `layer::scan`).
     pub spill: Option<&'a Path>,
     pub tee: Option<&'a mut dyn LayerTee>,
+    /// Facts of layers already verified, by digest (`crate::cache`).
+    pub cache: Option<&'a crate::cache::Cache>,
 }
 
 /// Most distinct images one input may hold.
@@ -414,6 +419,15 @@ fn scan_member(
         }
         None => None,
     };
+    // A layer seen before is hashed, not read again (the tee and `dump` need every byte).
+    let cache = ctx.opts.cache.filter(|_| tee_side.is_none() && !ctx.record);
+    if let Some((cache, digest)) = cache.zip(crate::cache::digest_named_by(member))
+        && let Some((reader, stored)) = ctx.source.open_member(member)?
+        && declared_size.is_none_or(|d| d == stored)
+        && let Some(scan) = cache.confirm(&digest, reader, budget, ctx.opts.spill)?
+    {
+        return Ok(Some(scan));
+    }
     let Some((reader, stored)) = ctx.source.open_member(member)? else {
         return Ok(None);
     };
@@ -443,6 +457,9 @@ fn scan_member(
         tee_side,
         ctx.record,
     )?;
+    if let Some(cache) = cache {
+        cache.store(&scan, ctx.opts.spill);
+    }
     if let Some(tee) = ctx.opts.tee.as_deref_mut() {
         tee.end(&scan).map_err(cannot_write)?;
     }
@@ -477,7 +494,13 @@ fn scan_layers(
             .collect();
     }
     use rayon::prelude::*;
-    let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
+    let (source, limits, spill, record, cache) = (
+        ctx.source,
+        ctx.opts.limits,
+        ctx.opts.spill,
+        ctx.record,
+        ctx.opts.cache,
+    );
     let budget = layer::Budget::new(limit);
     let scans: Vec<Option<layer::LayerScan>> = layers
         .par_iter()
@@ -486,6 +509,7 @@ fn scan_layers(
                 limits,
                 spill,
                 tee: None,
+                cache,
             };
             let mut solo_ctx = Ctx {
                 source,
@@ -777,6 +801,7 @@ fn read_oci_image(
             diff_id: None,
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
+            from_cache: false,
         };
         if let Some(scan) = scan {
             if let Some(declared) = docs::layer_compression(&l.media_type)
@@ -792,6 +817,7 @@ fn read_oci_image(
             layer.compression = Some(scan.compression);
             layer.diff_id = Some(scan.diff_id.clone());
             layer.files = scan.file_count();
+            layer.from_cache = scan.from_cache;
             view.apply(i, &scan)?;
         }
         blobs.push(facts);
@@ -887,6 +913,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 diff_id: None,
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
+                from_cache: false,
             };
             if let Some(scan) = scan_member(ctx, &member, &image_key, i, &member, None, &budget)? {
                 facts.actual_digest = Some(scan.digest.clone());
@@ -895,6 +922,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 layer.compression = Some(scan.compression);
                 layer.diff_id = Some(scan.diff_id.clone());
                 layer.files = scan.file_count();
+                layer.from_cache = scan.from_cache;
                 view.apply(i, &scan)?;
             } else {
                 facts.role = format!("layer {} ({member})", i + 1);

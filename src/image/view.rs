@@ -513,6 +513,7 @@ mod tests {
             entries,
             plain,
             plain_dirs,
+            from_cache: false,
         }
     }
     fn entry(path: &str, kind: EntryKind) -> (Option<Entry>, &str) {

@@ -35,6 +35,10 @@ pub mod env {
     pub const VERIFIED_DIGEST: &str = "MAB_VERIFIED_DIGEST";
     pub const REPORT: &str = "MAB_REPORT";
     pub const PLATFORMS: &str = "MAB_PLATFORMS";
+    /// The fact cache goes in `$XDG_CACHE_HOME/mab-verify` (an absolute path; else
+    /// `$HOME/.cache/mab-verify`), unless `--cache-dir` or `--no-cache` says otherwise.
+    pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+    pub const HOME: &str = "HOME";
 
     /// `SOURCE_DATE_EPOCH`, or `None` when unset. A malformed value is refused by
     /// `Settings::resolve`, so later readers may ignore it.
