@@ -264,6 +264,7 @@ fn read_input(
             limits,
             spill: None,
             tee: Some(&mut tee),
+            cache: None,
         };
         image::read(input, source, format, &mut opts).map_err(bad)?
     };

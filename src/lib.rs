@@ -1,6 +1,7 @@
 //! mab-verify: prove that every platform's build of a cross-compiled program is what it claims.
 
 pub mod assemble;
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod commands;

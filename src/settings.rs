@@ -55,6 +55,8 @@ pub struct Settings {
     pub(crate) run: RunLayers,
     /// How `docker://` inputs are reached (set by the commands that take them).
     pub remote: crate::image::reference::RemoteSettings,
+    /// The fact cache, `None` with `--no-cache` or when no cache directory is known.
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 /// `[build]` of `mab.toml`.
@@ -231,6 +233,7 @@ impl Settings {
                 top,
             },
             remote: Default::default(),
+            cache: cache_settings(flags)?,
         })
     }
 
@@ -306,6 +309,57 @@ impl RunSettings {
             output_cap: self.output_cap,
         }
     }
+}
+
+/// `--no-cache`, else `--cache-dir`, else `$XDG_CACHE_HOME` (absolute only, as the XDG spec
+/// says), else `$HOME/.cache`; `--cache-max` validated.
+fn cache_settings(flags: &VerifyFlags) -> Result<Option<crate::cache::CacheSettings>> {
+    let max_bytes = match &flags.cache_max {
+        None => crate::cache::DEFAULT_MAX_BYTES,
+        Some(text) => parse_bytes(text).ok_or_else(|| Error::Setting {
+            key: "--cache-max".into(),
+            value: text.clone(),
+            place: "command line".into(),
+            allowed: "a size in bytes, optionally with K, M or G (1024-based): 500M, 2G".into(),
+        })?,
+    };
+    if flags.no_cache {
+        return Ok(None);
+    }
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = flags
+        .cache_dir
+        .clone()
+        .or_else(|| {
+            var(env::XDG_CACHE_HOME)
+                .filter(|p| p.is_absolute())
+                .map(|p| p.join("mab-verify"))
+        })
+        .or_else(|| var(env::HOME).map(|h| h.join(".cache").join("mab-verify")));
+    Ok(dir.map(|dir| crate::cache::CacheSettings { dir, max_bytes }))
+}
+
+/// `123`, `64K`, `500M`, `2G` (1024-based).
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return None,
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    n.checked_mul(1u64 << shift)
 }
 
 /// `--color`, then `NO_COLOR`, then `CLICOLOR_FORCE`, then whether stdout is a terminal.

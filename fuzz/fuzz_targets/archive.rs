@@ -49,6 +49,7 @@ fn run(data: &[u8]) {
         limits: &limits,
         spill: None,
         tee: None,
+        cache: None,
     };
     let Ok(set) = read(path, source, format, &mut opts) else {
         return;

@@ -77,10 +77,12 @@ pub fn assemble(what: Layout, flags: &VerifyFlags) -> Result<u8> {
     let (source, format) = crate::image::detect(staged, &options.limits)
         .map_err(bad)?
         .ok_or_else(|| Error::input(staged, "the staged output is not an OCI layout"))?;
+    let cache = pipeline::open_cache(options);
     let mut read = crate::image::ReadOptions {
         limits: &options.limits,
         spill: spill.as_ref().map(|d| d.path()),
         tee: None,
+        cache: cache.as_ref(),
     };
     let set = crate::image::read(staged, source, format, &mut read).map_err(bad)?;
     let mut artifacts = pipeline::verify_set(&set, options, spill.as_ref().map(|d| d.path()));

@@ -34,6 +34,7 @@ pub fn dump(path: &Path, limits: &Limits) -> Result<Dump, ImageError> {
         limits,
         spill: None,
         tee: None,
+        cache: None,
     };
     let set = super::read_with(path, source, format, &mut opts, true)?;
     let image = set

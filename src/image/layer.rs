@@ -57,7 +57,7 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum EntryKind {
     File {
         size: u64,
@@ -76,20 +76,20 @@ pub enum EntryKind {
     Opaque,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Content {
     pub mode: u32,
     pub sha256: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Rootfs path, `/a/b`.
     pub path: String,
     pub kind: EntryKind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LayerScan {
     pub digest: String,
     pub size: u64,
@@ -103,9 +103,12 @@ pub struct LayerScan {
     /// The directories those files are in, each with the first such file's path (to name it
     /// in an error).
     pub plain_dirs: Vec<PlainDir>,
+    /// Taken from the fact cache rather than read (`crate::cache`).
+    #[serde(skip)]
+    pub from_cache: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct PlainAt {
     /// How many of `entries` came before it in the tar.
     pub before: u32,
@@ -119,7 +122,7 @@ pub struct PlainAt {
 /// A layer's named entries, plain files and their directories, in tar order.
 type Walked = (Vec<Entry>, Vec<PlainAt>, Vec<PlainDir>);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PlainDir {
     pub path: String,
     pub first_file: String,
@@ -149,7 +152,7 @@ impl Budget {
     }
 
     /// Draw `n` bytes; false when fewer were left (the budget is then spent).
-    fn draw(&self, n: u64) -> bool {
+    pub fn draw(&self, n: u64) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         self.left
             .fetch_update(Relaxed, Relaxed, |left| Some(left.saturating_sub(n)))
@@ -253,6 +256,7 @@ pub fn scan(
         entries,
         plain,
         plain_dirs,
+        from_cache: false,
     })
 }
 

@@ -74,7 +74,7 @@ impl ImageError {
 }
 
 /// How a blob is stored; gzip written at level 6 with no name and mtime 0, zstd at level 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
@@ -144,6 +144,9 @@ pub struct LayerFacts {
     /// Why a layer that is not the blob its descriptor names could not be read as a layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damage: Option<String>,
+    /// Its facts came from the fact cache (`crate::cache`) after its bytes were hashed again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_cache: bool,
 }
 
 /// One platform's image.
@@ -308,6 +311,8 @@ pub struct ReadOptions<'a> {
     /// Where to keep the bytes of binaries for later runs (see `layer::scan`).
     pub spill: Option<&'a Path>,
     pub tee: Option<&'a mut dyn LayerTee>,
+    /// Facts of layers already verified, by digest (`crate::cache`).
+    pub cache: Option<&'a crate::cache::Cache>,
 }
 
 /// Most distinct images one input may hold.
@@ -480,6 +485,15 @@ fn scan_member(
             _ => Err(error),
         }
     };
+    // A layer seen before is hashed, not read again (the tee and `dump` need every byte).
+    let cache = ctx.opts.cache.filter(|_| tee_side.is_none() && !ctx.record);
+    if let Some((cache, digest)) = cache.zip(crate::cache::digest_named_by(member))
+        && let Some((reader, stored)) = ctx.source.open_member(member)?
+        && declared_size.is_none_or(|d| d == stored)
+        && let Some(scan) = cache.confirm(&digest, reader, budget, ctx.opts.spill)?
+    {
+        return Ok(Some(Ok(scan)));
+    }
     let Some((reader, stored)) = ctx.source.open_member(member)? else {
         return Ok(None);
     };
@@ -518,6 +532,9 @@ fn scan_member(
         Ok(scan) => scan,
         Err(error) => return damaged(ctx, error),
     };
+    if let Some(cache) = cache {
+        cache.store(&scan, ctx.opts.spill);
+    }
     if let Some(tee) = ctx.opts.tee.as_deref_mut() {
         tee.end(&scan).map_err(cannot_write)?;
     }
@@ -553,7 +570,13 @@ fn scan_layers(
             .collect();
     }
     use rayon::prelude::*;
-    let (source, limits, spill, record) = (ctx.source, ctx.opts.limits, ctx.opts.spill, ctx.record);
+    let (source, limits, spill, record, cache) = (
+        ctx.source,
+        ctx.opts.limits,
+        ctx.opts.spill,
+        ctx.record,
+        ctx.opts.cache,
+    );
     let budget = layer::Budget::new(limit);
     let scans: Vec<Option<LayerRead>> = layers
         .par_iter()
@@ -562,6 +585,7 @@ fn scan_layers(
                 limits,
                 spill,
                 tee: None,
+                cache,
             };
             let mut solo_ctx = Ctx {
                 source,
@@ -937,6 +961,7 @@ fn read_oci_image(
             declared_diff_id: config.diff_ids().get(i).cloned(),
             files: 0,
             damage: None,
+            from_cache: false,
         };
         if let Some(Err(damage)) = &scan {
             facts.actual_digest = Some(damage.digest.clone());
@@ -958,6 +983,7 @@ fn read_oci_image(
             layer.compression = Some(scan.compression);
             layer.diff_id = Some(scan.diff_id.clone());
             layer.files = scan.file_count();
+            layer.from_cache = scan.from_cache;
             view.apply(i, &scan)?;
         }
         blobs.push(facts);
@@ -1062,6 +1088,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 declared_diff_id: config.diff_ids().get(i).cloned(),
                 files: 0,
                 damage: None,
+                from_cache: false,
             };
             let read = scan_member(
                 ctx,
@@ -1081,6 +1108,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                     layer.compression = Some(scan.compression);
                     layer.diff_id = Some(scan.diff_id.clone());
                     layer.files = scan.file_count();
+                    layer.from_cache = scan.from_cache;
                     view.apply(i, &scan)?;
                 }
                 Some(Err(damage)) => {

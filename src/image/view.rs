@@ -34,6 +34,19 @@ pub struct FileFacts {
     own: Option<([u8; 32], u64)>,
 }
 
+// Stored (the fact cache) as the full facts; read back unshared.
+impl serde::Serialize for FileFacts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FileFacts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BinaryFacts::deserialize(deserializer).map(FileFacts::alone)
+    }
+}
+
 impl FileFacts {
     /// Facts kept as they are, shared with no other file.
     pub fn alone(facts: BinaryFacts) -> FileFacts {
@@ -593,6 +606,7 @@ mod tests {
             entries,
             plain,
             plain_dirs,
+            from_cache: false,
         }
     }
     fn entry(path: &str, kind: EntryKind) -> (Option<Entry>, &str) {

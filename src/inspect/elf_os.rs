@@ -8,7 +8,7 @@ use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, SectionTable};
 use serde::Serialize;
 
 /// Go's record of how it built the binary (`go version -m` shows the same lines).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GoBuildInfo {
     pub version: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use goblin::mach::load_command::CommandVariant;
 use goblin::mach::{Mach, MachO, SingleArch};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ForeignFacts {
     /// Raw machine number: Mach-O cputype or PE COFF machine (0 for wasm).
     pub machine: u32,
@@ -27,7 +27,7 @@ pub struct ForeignFacts {
     /// command exporting `_start`).
     pub executable: bool,
     /// DLLs a PE imports, or modules a wasm module imports from.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
 }
 

@@ -17,7 +17,7 @@ pub use elf_os::GoBuildInfo;
 pub use foreign::ForeignFacts;
 
 /// What a file turned out to be.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Identity {
     Elf(ElfFacts),
@@ -35,7 +35,7 @@ pub enum Identity {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BinaryFacts {
     pub sha256: String,
     pub size: u64,

@@ -41,11 +41,18 @@ pub fn spill_dir(options: &Settings) -> Result<Option<tempfile::TempDir>> {
         })
 }
 
+/// The fact cache the settings name, opened for this run's limits.
+pub fn open_cache(options: &Settings) -> Option<crate::cache::Cache> {
+    let settings = options.cache.as_ref()?;
+    crate::cache::Cache::open(settings, &options.limits, options.all)
+}
+
 /// Verify binaries, directories, images and push scripts alike. Returns the artifacts and the
 /// platforms whose runs were skipped for want of an emulator.
 pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifact>, Vec<String>)> {
     let spill = spill_dir(options)?;
     let spill_path = spill.as_ref().map(|d| d.path());
+    let cache = open_cache(options);
     let mut targets = Vec::new();
     let mut sets = Vec::new();
     for input in inputs {
@@ -56,6 +63,7 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
             limits: &options.limits,
             spill: spill_path,
             tee: None,
+            cache: cache.as_ref(),
         };
         // `docker://…`, `oci:DIR:REF` and the other transports; a bare path goes on below.
         let named = match p.to_str() {
@@ -111,6 +119,7 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
     }
     let mut outcome = verify_binaries(Vec::new(), targets, options);
     for (set, set_options) in &sets {
+        crate::cache::note_hits(set);
         let artifacts = image::verify_set(set, set_options, spill_path);
         for a in &artifacts {
             if let (RunReport::Skipped { .. }, Some(e)) = (&a.run, &a.expected) {

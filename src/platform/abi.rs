@@ -4,7 +4,7 @@
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FloatWidth {
     Soft,
@@ -54,7 +54,7 @@ impl fmt::Display for AbiSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MipsAbi {
     N64,
@@ -66,7 +66,7 @@ pub enum MipsAbi {
 }
 
 /// Where an ARM architecture version came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArmVersionSource {
     /// `.ARM.attributes` Tag_CPU_arch.
@@ -76,7 +76,7 @@ pub enum ArmVersionSource {
 }
 
 /// What a binary's e_flags and attributes say about its ABI, decoded per machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "family", rename_all = "kebab-case")]
 pub enum ObservedAbi {
     None,

@@ -17,7 +17,7 @@ pub use os::{ALL_OSES, Format, Libc, Os, os_of_loader};
 pub use systems::{ALIASES, SYSTEMS, System};
 pub use table::ARCHES;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     Elf32,
@@ -33,7 +33,7 @@ impl Class {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ByteOrder {
     Little,

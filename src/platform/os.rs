@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 /// The OS part of a platform. Names follow Go's GOOS where Go has one (`wasip1`, `illumos`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Os {
     Linux,
@@ -128,7 +130,7 @@ impl Os {
 }
 
 /// The C library (or the platform's equivalent) a binary is linked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum Libc {
     #[serde(rename = "glibc")]
     Glibc,

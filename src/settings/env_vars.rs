@@ -39,6 +39,10 @@ pub mod env {
     pub const VERIFIED_DIGEST: &str = "MAB_VERIFIED_DIGEST";
     pub const REPORT: &str = "MAB_REPORT";
     pub const PLATFORMS: &str = "MAB_PLATFORMS";
+    /// The fact cache goes in `$XDG_CACHE_HOME/mab-verify` (an absolute path; else
+    /// `$HOME/.cache/mab-verify`), unless `--cache-dir` or `--no-cache` says otherwise.
+    pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+    pub const HOME: &str = "HOME";
 
     /// `NO_COLOR` set and non-empty: no colour on stdout nor in progress bars.
     pub fn no_color() -> bool {

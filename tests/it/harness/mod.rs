@@ -56,8 +56,32 @@ pub fn command() -> Command {
     cmd.env_remove("MAB_QEMU_AARCH64")
         .env_remove("GITHUB_ACTIONS")
         .env("NO_COLOR", "1")
-        .env("SOURCE_DATE_EPOCH", "1700000000");
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        // Never the real ~/.cache; and a fresh cache per command, so every run is cold unless
+        // a test shares a --cache-dir on purpose (tests/it/cache.rs).
+        .env("XDG_CACHE_HOME", fresh_cache_home());
     cmd
+}
+
+/// A new, empty directory for one command's `XDG_CACHE_HOME`, below the target dir: this
+/// process's ones in `it-cache-home/<pid>/`, and those of finished processes removed.
+pub fn fresh_cache_home() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static BASE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-cache-home");
+        for old in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let pid = old.file_name().to_string_lossy().into_owned();
+            if !std::path::Path::new("/proc").join(&pid).exists() {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        root.join(std::process::id().to_string())
+    });
+    let dir = base.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+    std::fs::create_dir_all(&dir).expect("a cache home below the target dir");
+    dir
 }
 
 pub fn run_cmd(mut cmd: Command) -> Outcome {
