@@ -3,7 +3,6 @@
 use crate::check::image as checks;
 use crate::image::ImageSet;
 use crate::report::Artifact;
-use crate::run::RunReport;
 use crate::settings::Settings;
 use std::path::Path;
 
@@ -31,22 +30,13 @@ pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) ->
         results.push(checks::media_types(&set.entries));
     }
     results.extend(expected);
-    Some(Artifact {
-        path: format!("{input}@index"),
-        resolved_path: input.to_string(),
-        sha256: String::new(),
-        size: 0,
-        kind: "index",
-        platform: None,
-        expected: None,
-        facts: None,
-        image: None,
-        closure: None,
-        run: RunReport::NotRun {
-            reason: "an index has nothing to run".into(),
-        },
-        checks: results,
-    })
+    Some(super::synthetic(
+        format!("{input}@index"),
+        input.to_string(),
+        "index",
+        "an index has nothing to run",
+        results,
+    ))
 }
 
 /// The images a push script names, read as the one index `podman manifest create` would make
