@@ -53,7 +53,12 @@ pub fn current() -> Progress {
     if let Some(p) = CURRENT.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
         return p.clone();
     }
-    Progress::resolve(false, true)
+    // Installed on first use, so every caller shares one set of live bars.
+    CURRENT
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(|| Progress::resolve(false, true))
+        .clone()
 }
 
 /// Make `progress` the one [`current`] hands out (called once the settings are resolved).

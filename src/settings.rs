@@ -223,8 +223,8 @@ impl Settings {
                 quiet: flags.quiet,
                 color: use_color(flags.color),
                 reports: flags.reports.clone(),
-                github: (std::env::var(env::GITHUB_ACTIONS).is_ok_and(|v| v == "true"))
-                    .then(|| std::env::var_os(env::GITHUB_STEP_SUMMARY).map(PathBuf::from)),
+                github: (env::text(env::GITHUB_ACTIONS).is_some_and(|v| v == "true"))
+                    .then(|| env::get(env::GITHUB_STEP_SUMMARY).map(PathBuf::from)),
             },
             source_date_epoch,
             run: RunLayers {
@@ -327,7 +327,7 @@ fn cache_settings(flags: &VerifyFlags) -> Result<Option<crate::cache::CacheSetti
         return Ok(None);
     }
     let var = |name: &str| {
-        std::env::var_os(name)
+        env::get(name)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
@@ -364,7 +364,7 @@ fn parse_bytes(text: &str) -> Option<u64> {
 
 /// `--color`, then `NO_COLOR`, then `CLICOLOR_FORCE`, then whether stdout is a terminal.
 fn use_color(choice: ColorChoice) -> bool {
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    let set = |name: &str| env::get(name).is_some_and(|v| !v.is_empty() && v != "0");
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,

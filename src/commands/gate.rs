@@ -2,7 +2,7 @@
 
 use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
-use crate::pipeline::fingerprint::{fingerprint, root_digest};
+use crate::pipeline::fingerprint::{fingerprint, root_digest, unchanged_since};
 use crate::pipeline::verify_one;
 use crate::report::Verdict;
 use crate::settings::{Settings, env};
@@ -48,31 +48,19 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
     platforms.sort();
     platforms.dedup();
     // The bytes the command publishes must be the bytes that were verified.
-    let after = fingerprint(artifact)?;
-    if after != before {
-        return Err(Error::Changed {
-            path: artifact.to_path_buf(),
-            before,
-            after,
-            consequence: format!(
-                "refusing to run {program}. Verify and publish the same file, with nothing writing to it in between."
-            ),
-        });
-    }
+    unchanged_since(
+        artifact,
+        &before,
+        format!(
+            "refusing to run {program}. Verify and publish the same file, with nothing writing to it in between."
+        ),
+    )?;
     // A private, read-only copy of exactly the verified bytes, for commands that can take a
     // path: nothing else can write it, whatever happens to the original.
     let (copy_dir, verified) =
         crate::publish::place::verified_copy(artifact, &before, fingerprint)?;
     // Checked again right before the command: the original is what was verified.
-    let last = fingerprint(artifact)?;
-    if last != before {
-        return Err(Error::Changed {
-            path: artifact.to_path_buf(),
-            before,
-            after: last,
-            consequence: format!("refusing to run {program}"),
-        });
-    }
+    unchanged_since(artifact, &before, format!("refusing to run {program}"))?;
     let mut gated = std::process::Command::new(program);
     match crate::run::guard::caller_tmpdir() {
         Some(t) => gated.env("TMPDIR", t),

@@ -2,7 +2,7 @@
 
 use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
-use crate::pipeline::fingerprint::fingerprint;
+use crate::pipeline::fingerprint::{fingerprint, unchanged_since};
 use crate::pipeline::progress;
 use crate::pipeline::verify_one;
 use crate::report::Verdict;
@@ -84,15 +84,7 @@ pub fn push(
             .map_err(|e| Error::input(artifact, format!("cannot unpack: {e}")))?;
         unpacked.path().to_path_buf()
     };
-    let after = fingerprint(artifact)?;
-    if after != before {
-        return Err(Error::Changed {
-            path: artifact.to_path_buf(),
-            before,
-            after,
-            consequence: "nothing was pushed".into(),
-        });
-    }
+    unchanged_since(artifact, &before, "nothing was pushed")?;
     let (root, media_type) = push_root(&layout)?;
     let opts = registry::PushOptions {
         plain_http,

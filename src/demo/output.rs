@@ -74,9 +74,9 @@ pub fn run(dir: &Path, options: &Settings) -> Result<Outcome> {
         .prefix(".mab-demo-new-")
         .tempdir_in(&parent)
         .map_err(|e| io("creating a staging directory in", &parent, e))?;
-    let mtime = std::env::var("SOURCE_DATE_EPOCH")
+    let mtime = crate::settings::env::source_date_epoch()
         .ok()
-        .and_then(|v| v.parse().ok())
+        .flatten()
         .unwrap_or(0);
 
     let built = build_binaries(staging.path())?;

@@ -82,7 +82,7 @@ pub(crate) fn run_elf(
     let emulator = match run::find_emulator(
         platform.arch,
         overrides,
-        std::env::var_os("PATH").as_deref(),
+        crate::settings::env::get(crate::settings::env::PATH).as_deref(),
     ) {
         Ok(e) => e,
         Err(missing) => {

@@ -8,7 +8,6 @@ use crate::inspect::BinaryFacts;
 use crate::platform::Platform;
 use crate::report::Artifact;
 use crate::rootfs::{Root, RootOrigin};
-use crate::run::RunReport;
 use crate::settings::Settings;
 use std::path::{Path, PathBuf};
 
@@ -128,21 +127,12 @@ pub(crate) fn expected_set(present: &[Platform], options: &Settings) -> Option<A
     if options.expects.len() < 2 {
         return None;
     }
-    Some(Artifact {
-        path: "@expected".into(),
-        resolved_path: String::new(),
-        sha256: String::new(),
-        size: 0,
-        kind: "set",
-        platform: None,
-        expected: None,
-        facts: None,
-        image: None,
-        closure: None,
-        run: RunReport::NotRun {
-            reason: "a set of binaries has nothing to run".into(),
-        },
-        // A binary of no expected platform already fails elf.machine: only absence counts here.
-        checks: vec![image_checks::expected(present, &options.expects, true)],
-    })
+    // A binary of no expected platform already fails elf.machine: only absence counts here.
+    Some(super::synthetic(
+        "@expected".into(),
+        String::new(),
+        "set",
+        "a set of binaries has nothing to run",
+        vec![image_checks::expected(present, &options.expects, true)],
+    ))
 }

@@ -25,6 +25,21 @@ pub fn fingerprint(path: &Path) -> Result<String> {
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
+/// `Err(Error::Changed)` unless `path` still has the fingerprint `before`: what was verified
+/// is what gets published. `consequence` says what is refused ("nothing was pushed").
+pub fn unchanged_since(path: &Path, before: &str, consequence: impl Into<String>) -> Result<()> {
+    let after = fingerprint(path)?;
+    if after == before {
+        return Ok(());
+    }
+    Err(Error::Changed {
+        path: path.to_path_buf(),
+        before: before.to_string(),
+        after,
+        consequence: consequence.into(),
+    })
+}
+
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

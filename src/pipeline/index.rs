@@ -3,7 +3,6 @@
 use crate::check::image as checks;
 use crate::image::ImageSet;
 use crate::report::Artifact;
-use crate::run::RunReport;
 use crate::settings::Settings;
 use std::path::Path;
 
@@ -60,22 +59,15 @@ pub(crate) fn index_artifact(
         .and_then(|d| d.strip_prefix("sha256:"))
         .unwrap_or_default()
         .to_string();
-    Some(Artifact {
-        path: format!("{input}@index"),
-        resolved_path: input.to_string(),
-        sha256: served,
-        size: 0,
-        kind: "index",
-        platform: None,
-        expected: None,
-        facts: None,
-        image: None,
-        closure: None,
-        run: RunReport::NotRun {
-            reason: "an index has nothing to run".into(),
-        },
-        checks: results,
-    })
+    let mut artifact = super::synthetic(
+        format!("{input}@index"),
+        input.to_string(),
+        "index",
+        "an index has nothing to run",
+        results,
+    );
+    artifact.sha256 = served;
+    Some(artifact)
 }
 
 /// The images a push script names, read as the one index `podman manifest create` would make

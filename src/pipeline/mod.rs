@@ -154,20 +154,38 @@ pub fn verify_one(artifact: &Path, options: &Settings) -> Result<Report> {
 
 /// An artifact that stands for a build that produced nothing to verify.
 pub fn unbuilt(path: &str, resolved: &str, check: CheckResult) -> Artifact {
+    synthetic(
+        path.into(),
+        resolved.into(),
+        "build",
+        "not built",
+        vec![check],
+    )
+}
+
+/// An artifact that is no file of its own (an index, a set of binaries, a failed build): its
+/// checks, and `not_run` saying why nothing ran.
+pub(crate) fn synthetic(
+    path: String,
+    resolved_path: String,
+    kind: &'static str,
+    not_run: &str,
+    checks: Vec<CheckResult>,
+) -> Artifact {
     Artifact {
-        path: path.to_string(),
-        resolved_path: resolved.to_string(),
+        path,
+        resolved_path,
         sha256: String::new(),
         size: 0,
-        kind: "build",
+        kind,
         platform: None,
         expected: None,
         facts: None,
         image: None,
         closure: None,
         run: RunReport::NotRun {
-            reason: "not built".into(),
+            reason: not_run.into(),
         },
-        checks: vec![check],
+        checks,
     }
 }

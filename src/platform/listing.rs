@@ -9,7 +9,7 @@ fn qemu_on_path(arch: &Arch) -> bool {
     if arch.qemu.is_empty() {
         return false;
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = crate::settings::env::get(crate::settings::env::PATH).unwrap_or_default();
     std::env::split_paths(&path).any(|dir| {
         [arch.qemu.to_string(), format!("{}-static", arch.qemu)]
             .iter()

@@ -24,15 +24,15 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 /// The environment variable naming an `auth.json`-style file, as podman and skopeo read it.
-pub const AUTH_FILE_ENV: &str = "REGISTRY_AUTH_FILE";
+pub const AUTH_FILE_ENV: &str = crate::settings::env::REGISTRY_AUTH_FILE;
 /// The directory holding Docker's `config.json` when set (Docker's own convention).
-pub const DOCKER_CONFIG_ENV: &str = "DOCKER_CONFIG";
+pub const DOCKER_CONFIG_ENV: &str = crate::settings::env::DOCKER_CONFIG;
 /// podman's per-session directory; its `containers/auth.json` is an auth file.
-pub const XDG_RUNTIME_DIR_ENV: &str = "XDG_RUNTIME_DIR";
+pub const XDG_RUNTIME_DIR_ENV: &str = crate::settings::env::XDG_RUNTIME_DIR;
 /// User name when neither `--creds` nor an auth file has an entry.
-pub const USER_ENV: &str = "MAB_REGISTRY_USER";
+pub const USER_ENV: &str = crate::settings::env::REGISTRY_USER;
 /// Password (or token) that goes with [`USER_ENV`].
-pub const PASSWORD_ENV: &str = "MAB_REGISTRY_PASSWORD";
+pub const PASSWORD_ENV: &str = crate::settings::env::REGISTRY_PASSWORD;
 
 /// What replaces a secret in any text this module redacts.
 pub const REDACTED: &str = "[redacted]";
@@ -115,7 +115,7 @@ pub fn resolve_credentials(
     registry: &str,
     explicit: Option<&str>,
 ) -> Result<Option<Credentials>, PushError> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let env = |name: &str| crate::settings::env::text(name);
     Ok(resolve_credentials_with(registry, explicit, &env)?.map(|(c, _)| c))
 }
 
@@ -164,7 +164,7 @@ fn auth_files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     }
     if let Some(dir) = env(DOCKER_CONFIG_ENV) {
         files.push(Path::new(&dir).join("config.json"));
-    } else if let Some(home) = env("HOME") {
+    } else if let Some(home) = env(crate::settings::env::HOME) {
         files.push(Path::new(&home).join(".docker").join("config.json"));
     }
     files

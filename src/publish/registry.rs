@@ -283,11 +283,11 @@ impl Timeouts {
     pub fn from_env() -> Result<Timeouts, String> {
         let mut t = Timeouts::default();
         for (var, slot) in [
-            ("MAB_PUSH_CONNECT_TIMEOUT", &mut t.connect),
-            ("MAB_PUSH_IDLE_TIMEOUT", &mut t.idle),
-            ("MAB_PUSH_TIMEOUT", &mut t.total),
+            (crate::settings::env::PUSH_CONNECT_TIMEOUT, &mut t.connect),
+            (crate::settings::env::PUSH_IDLE_TIMEOUT, &mut t.idle),
+            (crate::settings::env::PUSH_TIMEOUT, &mut t.total),
         ] {
-            if let Some(v) = std::env::var_os(var) {
+            if let Some(v) = crate::settings::env::get(var) {
                 let v = v.to_string_lossy();
                 let secs: f64 = v
                     .trim()

@@ -39,7 +39,7 @@ pub fn caller_tmpdir() -> Option<std::ffi::OsString> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
-        .unwrap_or_else(|| std::env::var_os("TMPDIR"))
+        .unwrap_or_else(|| crate::settings::env::get(crate::settings::env::TMPDIR))
 }
 
 /// Removes the private temporary directory when mab-verify returns normally.
@@ -65,7 +65,7 @@ impl Drop for Installed {
 /// waits for them, and points `TMPDIR` at a private directory so every temporary file of
 /// this process is under one path that can be removed at once.
 pub fn install() -> std::io::Result<Installed> {
-    let caller = std::env::var_os("TMPDIR");
+    let caller = crate::settings::env::get(crate::settings::env::TMPDIR);
     let dir = tempfile::Builder::new()
         .prefix("mab-verify-")
         .tempdir()?

@@ -60,7 +60,7 @@ pub fn find_emulator(
         return Ok(Emulator::Native);
     }
     let var = arch.qemu_env_var();
-    if let Some(p) = std::env::var_os(&var) {
+    if let Some(p) = crate::settings::env::get(&var) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(Emulator::Qemu {
@@ -271,9 +271,12 @@ fn static_variant(qemu: &Path) -> PathBuf {
     if is_static(&beside) {
         return beside;
     }
-    search_path(&name, std::env::var_os("PATH").as_deref())
-        .filter(|p| is_static(p))
-        .unwrap_or_else(|| qemu.to_path_buf())
+    search_path(
+        &name,
+        crate::settings::env::get(crate::settings::env::PATH).as_deref(),
+    )
+    .filter(|p| is_static(p))
+    .unwrap_or_else(|| qemu.to_path_buf())
 }
 
 /// Without namespaces: with a root other than the host, the root's own loader is started

@@ -49,14 +49,14 @@ pub fn mechanism() -> &'static Mechanism {
 }
 
 fn detect() -> Mechanism {
-    let chosen = match std::env::var_os("MAB_BWRAP") {
+    let chosen = match crate::settings::env::get(crate::settings::env::BWRAP) {
         Some(v) if v == "none" || v.is_empty() => {
             return Mechanism::Unsealed {
                 why: "MAB_BWRAP=none".into(),
             };
         }
         Some(v) => Some(PathBuf::from(v)),
-        None => std::env::var_os("PATH").and_then(|p| {
+        None => crate::settings::env::get(crate::settings::env::PATH).and_then(|p| {
             std::env::split_paths(&p)
                 .map(|d| d.join("bwrap"))
                 .find(|p| p.is_file())
