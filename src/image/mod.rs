@@ -265,6 +265,9 @@ pub struct ImageSet {
     pub blobs: Vec<BlobFacts>,
     /// buildx attestations and OCI artifacts: checked as blobs, never platforms.
     pub attachments: Vec<Attachment>,
+    /// Indexes listed by an index other than a layout's `index.json` envelope (which may hold
+    /// an OCI index or a Docker list alike), for `index.media-types`.
+    pub nested: Vec<IndexEntry>,
 }
 
 /// A manifest that is not an image to run: a buildx attestation (platform unknown/unknown)
@@ -392,6 +395,7 @@ fn read_with(
         images: Vec::new(),
         blobs: Vec::new(),
         attachments: Vec::new(),
+        nested: Vec::new(),
     };
     let mut ctx = Ctx {
         source: &source,
@@ -706,6 +710,14 @@ fn walk_index(
         }
         ctx.listed.insert(d.digest.clone(), d.clone());
         if docs::is_index(&d.media_type) {
+            if depth > 0 {
+                set.nested.push(IndexEntry {
+                    digest: d.digest.clone(),
+                    media_type: d.media_type.clone(),
+                    platform: None,
+                    listed_in: media_type.to_string(),
+                });
+            }
             let Some(bytes) = read_json_blob(ctx, d, "index", name, &mut set.blobs)? else {
                 continue;
             };

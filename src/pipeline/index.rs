@@ -48,7 +48,8 @@ pub(crate) fn index_artifact(
     }
     if has_platforms {
         results.push(checks::duplicates(&set.entries));
-        results.push(checks::media_types(&set.entries));
+        let listed: Vec<_> = set.nested.iter().chain(&set.entries).cloned().collect();
+        results.push(checks::media_types(&listed));
     }
     if !options.expects.is_empty() {
         let present: Vec<Platform> = set
@@ -96,6 +97,7 @@ pub fn read_push_script(
         images: Vec::new(),
         blobs: Vec::new(),
         attachments: Vec::new(),
+        nested: Vec::new(),
     };
     for archive in &script.archives {
         let named = |e: crate::image::ImageError| {

@@ -574,7 +574,86 @@ fn a_requested_platform_the_index_lacks_is_a_failure() {
     assert!(seen.len() > listed.len() + 5, "{seen:?}");
 }
 
-#[allow(dead_code)]
-fn unused() {
-    let _ = DOCKER_LIST;
+/// An OCI index that lists a Docker manifest list below the layout's `index.json` envelope,
+/// and the reverse: `index.media-types` flags the nested one (warn; `--strict` fails).
+#[rstest]
+#[case::oci_index_of_a_docker_list(true)]
+#[case::docker_list_of_an_oci_index(false)]
+fn media_types_mixed_at_any_depth_are_flagged(#[case] oci_outside: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = images();
+    let from = if oci_outside {
+        &f.docker_manifest_list
+    } else {
+        &f.multi_layout
+    };
+    let l = Layout::copy_of(from, &tmp.path().join("mixed"));
+    let mut inner = l.index()["manifests"].as_array().unwrap().clone();
+    for d in &mut inner {
+        d.as_object_mut().unwrap().remove("annotations");
+    }
+    let (inner_type, outer_type) = if oci_outside {
+        // The envelope lists the Docker list: wrap that in an OCI index.
+        (DOCKER_LIST, OCI_INDEX)
+    } else {
+        (OCI_INDEX, DOCKER_LIST)
+    };
+    let nested = if oci_outside {
+        inner.remove(0)
+    } else {
+        l.doc(
+            inner_type,
+            &json!({"schemaVersion": 2, "mediaType": inner_type, "manifests": inner}),
+            json!({}),
+        )
+    };
+    assert_eq!(nested["mediaType"], inner_type);
+    let outer = l.doc(
+        outer_type,
+        &json!({"schemaVersion": 2, "mediaType": outer_type, "manifests": [nested]}),
+        json!({"annotations": {REF_NAME: "latest"}}),
+    );
+    l.write_index(json!([outer]));
+    let out = mab(["--no-run", "--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let json = out.json();
+    assert_eq!(image_artifacts(&json).len(), f.multi_rows.len());
+    let index = json["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "index")
+        .unwrap();
+    let mt = check_of(index, "index.media-types");
+    assert_eq!(mt["status"], "warn", "{mt:#}");
+    assert!(
+        mt["message"]
+            .as_str()
+            .unwrap()
+            .contains(nested["digest"].as_str().unwrap()),
+        "{mt:#}"
+    );
+    let strict = mab(["--no-run", "--strict", l.dir.to_str().unwrap()]);
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+}
+
+/// An index entry whose media type is a descriptor's, a layer's or a config's is refused
+/// naming it, never read as a manifest.
+#[rstest]
+#[case("application/vnd.oci.descriptor.v1+json")]
+#[case("application/vnd.oci.image.layer.v1.tar+gzip")]
+#[case("application/vnd.oci.image.config.v1+json")]
+fn an_index_entry_that_is_no_manifest_is_refused(#[case] media_type: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = amd64_layout(&tmp.path().join("layout"));
+    let mut index = l.index();
+    index["manifests"][0]["mediaType"] = json!(media_type);
+    fs::write(
+        l.dir.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let out = mab(["--no-run", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(media_type), "{}", out.stderr);
 }
