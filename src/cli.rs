@@ -272,6 +272,9 @@ pub struct VerifyFlags {
     /// Print only failures, warnings and the verdict; no progress.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Most distinct images one input may hold [default: 256, or `[limits] max_images`].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_images: Option<u32>,
 }
 
 /// A report format `--report` can write.

@@ -60,9 +60,19 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
             selected.len()
         ));
     }
+    let labels: Vec<String> = selected.iter().map(|img| platform_label(img)).collect();
     let mut artifacts: Vec<Artifact> = selected
         .par_iter()
-        .map(|img| image_artifact(&input, set, img, options, &overrides, spill))
+        .zip(&labels)
+        .map(|(img, label)| {
+            // Two images listed under one platform are told apart by ref name and digest.
+            let label = if labels.iter().filter(|l| *l == label).count() > 1 {
+                format!("{label}#{}", identity(img))
+            } else {
+                label.clone()
+            };
+            image_artifact(&input, set, img, &label, options, &overrides, spill)
+        })
         .collect();
     let present: Vec<Platform> = set
         .images
@@ -84,10 +94,30 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
     artifacts
 }
 
+/// The platform an image is listed under (its config's when no index lists it).
+fn platform_label(image: &ImageFacts) -> String {
+    image
+        .index_platform
+        .as_ref()
+        .map(|p| p.text())
+        .unwrap_or_else(|| image.config.platform().text())
+}
+
+/// `REF@sha256:<12 hex>`, or the digest alone when no ref name lists it.
+fn identity(image: &ImageFacts) -> String {
+    let short: String = image.manifest_digest.chars().take(19).collect();
+    match image.ref_names.first() {
+        Some(r) => format!("{r}@{short}"),
+        None => short,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn image_artifact(
     input: &str,
     set: &ImageSet,
     image: &ImageFacts,
+    label: &str,
     options: &Settings,
     overrides: &run::EmulatorOverrides,
     spill: Option<&Path>,
@@ -95,11 +125,6 @@ fn image_artifact(
     let entry = image.entrypoint();
     let truth = checks::truth(entry.as_ref().and_then(|e| e.facts.as_ref()), image);
     let expected = expected_of(image, truth);
-    let label = image
-        .index_platform
-        .as_ref()
-        .map(|p| p.text())
-        .unwrap_or_else(|| image.config.platform().text());
     let path = format!("{input}@{label}");
 
     let attached: Vec<_> = set

@@ -657,3 +657,123 @@ fn an_index_entry_that_is_no_manifest_is_refused(#[case] media_type: &str) {
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains(media_type), "{}", out.stderr);
 }
+
+/// The amd64 manifest listed four times: twice in `index.json` (refs `latest` and `1.0`) and
+/// once in each of two nested indexes.
+fn listed_four_times(dir: &Path) -> (Layout, String) {
+    let l = amd64_layout(dir);
+    let mut d = l.index()["manifests"][0].clone();
+    let digest = d["digest"].as_str().unwrap().to_string();
+    d.as_object_mut().unwrap().remove("annotations");
+    let nested = |tag: &str| {
+        l.doc(
+            OCI_INDEX,
+            &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d], "annotations": {"tag": tag}}),
+            json!({}),
+        )
+    };
+    let (a, b) = (nested("a"), nested("b"));
+    let with_ref = |r: &str| {
+        let mut e = d.clone();
+        e["annotations"] = json!({REF_NAME: r});
+        e
+    };
+    l.write_index(json!([with_ref("latest"), a, with_ref("1.0"), b]));
+    (l, digest)
+}
+
+#[test]
+fn a_manifest_listed_four_times_is_one_artifact_that_says_where_it_was_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (l, digest) = listed_four_times(&tmp.path().join("four"));
+    // Repeats are no distinct images: a limit of one holds.
+    let out = mab([
+        "--format",
+        "json",
+        "--max-images",
+        "1",
+        l.dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("running 1 images"),
+        "verified more than once: {}",
+        out.stderr
+    );
+    let json = out.json();
+    let imgs = image_artifacts(&json);
+    assert_eq!(imgs.len(), 1, "{}", out.stdout);
+    let img = imgs[0];
+    assert_eq!(img["image"]["digest"], digest.as_str());
+    let listed: Vec<&str> = img["image"]["listed_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(listed.contains(&"index.json (ref latest)"), "{listed:?}");
+    assert!(listed.contains(&"index.json (ref 1.0)"), "{listed:?}");
+    assert_eq!(
+        listed.iter().filter(|l| l.starts_with("sha256:")).count(),
+        2,
+        "{listed:?}"
+    );
+    assert_eq!(
+        img["run"]["stdout"],
+        crate::support::expected_hello(row("x86_64-linux"))
+    );
+}
+
+/// Two distinct manifests under one platform get distinct labels: ref name and digest.
+#[test]
+fn two_images_of_one_platform_are_labelled_by_ref_name_and_digest() {
+    let out = mab([
+        "--no-run",
+        "--format",
+        "json",
+        images().broken.duplicate_platform.to_str().unwrap(),
+    ]);
+    let json = out.json();
+    let paths: Vec<&str> = image_artifacts(&json)
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{}", out.stdout);
+    assert_ne!(paths[0], paths[1]);
+    for (p, r) in paths.iter().zip(["first", "second"]) {
+        assert!(p.contains(&format!("linux/arm64#{r}@sha256:")), "{p}");
+    }
+}
+
+/// The distinct-image limit comes from `--max-images` or `[limits] max_images`; over it is
+/// exit 2 naming the limit.
+#[rstest]
+#[case::flag(&["--max-images", "2"], None, 2)]
+#[case::config(&[], Some("[limits]\nmax_images = 2\n"), 2)]
+#[case::flag_beats_config(&["--max-images", "3"], Some("[limits]\nmax_images = 2\n"), 0)]
+#[case::default(&[], None, 0)]
+fn the_distinct_image_limit_is_configurable(
+    #[case] flags: &[&str],
+    #[case] config: Option<&str>,
+    #[case] code: i32,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = vec!["--no-run".into()];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    if let Some(c) = config {
+        let path = tmp.path().join("mab.toml");
+        fs::write(&path, c).unwrap();
+        args.extend(["--config".into(), path.display().to_string()]);
+    }
+    args.push(images().multi_layout.display().to_string());
+    let out = mab(&args);
+    assert_eq!(out.code, code, "{}{}", out.stdout, out.stderr);
+    if code == 2 {
+        assert!(
+            out.stderr.contains("more than 2 distinct images"),
+            "{}",
+            out.stderr
+        );
+    }
+}
