@@ -160,11 +160,7 @@ fn image_artifact(
     };
     match (&entry, &expected) {
         (None, _) => {
-            results.push(
-                CheckResult::fail(ids::ELF_FORMAT, "the image config has no Entrypoint or Cmd")
-                    .at(format!("config {}", image.config_digest))
-                    .hint("set config.Cmd (dockerTools: config.Cmd = [ \"${pkg}/bin/app\" ])"),
-            );
+            results.push(checks::no_entrypoint(image));
             run = RunReport::NotRun {
                 reason: "no entrypoint".into(),
             };

@@ -777,3 +777,74 @@ fn the_distinct_image_limit_is_configurable(
         );
     }
 }
+
+/// A copy of layout `from` whose config has no `Entrypoint` and no `Cmd` (a base image).
+fn without_entrypoint(from: &Path, dir: &Path) -> Layout {
+    let l = Layout::copy_of(from, dir);
+    let (mut m, d) = l.first_manifest();
+    let mut config = l.json(m["config"]["digest"].as_str().unwrap());
+    let run = config["config"].as_object_mut().unwrap();
+    run.remove("Cmd");
+    run.remove("Entrypoint");
+    let bytes = serde_json::to_vec(&config).unwrap();
+    m["config"]["digest"] = json!(l.blob(&bytes));
+    m["config"]["size"] = json!(bytes.len());
+    let entry = l.doc(
+        m["mediaType"].as_str().unwrap_or(OCI_MANIFEST),
+        &m,
+        json!({"platform": d["platform"]}),
+    );
+    l.write_index(json!([entry]));
+    l
+}
+
+/// Every platform's image without an entrypoint: its binaries are checked (the config's
+/// platform against the majority of them), the missing entrypoint is a warning.
+#[rstest]
+fn an_image_without_an_entrypoint_checks_every_binary(
+    #[values("x86_64", "aarch64", "armv7l", "riscv64")] key: &str,
+) {
+    let arch = row(&format!("{key}-linux"));
+    let Some(from) = images().oci_layout_for(arch) else {
+        panic!("no image fixture for {key}");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let l = without_entrypoint(from, &tmp.path().join("base"));
+    let out = mab(["--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{key}: {}{}", out.stdout, out.stderr);
+    let json = out.json();
+    let img = image_artifacts(&json)[0];
+    let platform = mab_verify::platform::Platform::linux(arch).oci();
+    assert_eq!(img["platform"], platform.as_str());
+    assert_eq!(status_of(img, "image.entrypoint"), "warn", "{img:#}");
+    let binaries = check_of(img, "image.binaries");
+    assert_eq!(binaries["status"], "pass", "{binaries:#}");
+    assert!(
+        !binaries["message"].as_str().unwrap().starts_with("0 "),
+        "{binaries:#}"
+    );
+    let config = check_of(img, "image.config-platform");
+    assert_eq!(config["status"], "pass", "{config:#}");
+    assert!(
+        config["message"].as_str().unwrap().contains("its binaries"),
+        "{config:#}"
+    );
+    assert!(failing(&json, "elf.format").is_none(), "{}", out.stdout);
+    let strict = mab(["--strict", "--no-run", l.dir.to_str().unwrap()]);
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+}
+
+/// Without an entrypoint a lying config is still caught, by the majority of the binaries.
+#[test]
+fn a_lying_config_without_an_entrypoint_fails_by_its_binaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = without_entrypoint(&images().broken.lying_config, &tmp.path().join("lying"));
+    let out = mab(["--no-run", "--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let json = out.json();
+    let fail = failing(&json, "image.config-platform").unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        fail["message"].as_str().unwrap().contains("linux/arm64"),
+        "{fail:#}"
+    );
+}
