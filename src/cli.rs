@@ -300,6 +300,9 @@ pub struct VerifyFlags {
     /// Largest size of the cache, in bytes (suffixes K, M, G); least recently used entries go first [default: 2G].
     #[arg(long, value_name = "BYTES")]
     pub cache_max: Option<String>,
+    /// Most distinct images one input may hold [default: 256, or `[limits] max_images`].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_images: Option<u32>,
 }
 
 /// A report format `--report` can write.

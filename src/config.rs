@@ -48,6 +48,7 @@ pub struct LimitsConfig {
     pub max_json_bytes: Option<Number>,
     pub max_nesting: Option<Number>,
     pub max_binary_bytes: Option<Number>,
+    pub max_images: Option<Number>,
 }
 
 /// A numeric value as written: `settings` checks its type and range, so a bad one is reported

@@ -212,7 +212,13 @@ impl Settings {
             require_sealed: flags.require_sealed,
             strict: flags.strict,
             all: false,
-            limits: limits(config, place)?,
+            limits: {
+                let mut l = limits(config, place)?;
+                if let Some(n) = flags.max_images {
+                    l.max_images = n as usize;
+                }
+                l
+            },
             emulators: config.emulator_overrides(),
             build: BuildSettings {
                 targets: config.build.targets.clone(),

@@ -25,6 +25,7 @@ pub enum CheckId {
     ElfImpure,
     RunExec,
     RunOutput,
+    ImageEntrypoint,
 }
 
 /// What a failure of a check means for the verdict.
@@ -59,6 +60,7 @@ impl CheckId {
         CheckId::ElfImpure,
         CheckId::RunExec,
         CheckId::RunOutput,
+        CheckId::ImageEntrypoint,
     ];
 
     /// The stable ID reports, config and docs use.
@@ -85,6 +87,7 @@ impl CheckId {
             CheckId::ElfImpure => "elf.impure",
             CheckId::RunExec => "run.exec",
             CheckId::RunOutput => "run.output",
+            CheckId::ImageEntrypoint => "image.entrypoint",
         }
     }
 
@@ -116,6 +119,7 @@ impl CheckId {
             CheckId::ElfImpure => "pure Nix closure",
             CheckId::RunExec => "it runs",
             CheckId::RunOutput => "it prints what it should",
+            CheckId::ImageEntrypoint => "an entrypoint to run",
         }
     }
 
@@ -177,12 +181,17 @@ impl CheckId {
             CheckId::RunOutput => {
                 "its stdout matches the expectation (default `Hello from {os}/{arch}!`)"
             }
+            CheckId::ImageEntrypoint => {
+                "warning: the image config names no `Entrypoint` or `Cmd` (base and library images); every binary in it is still checked"
+            }
         }
     }
 
     pub const fn severity(self) -> Severity {
         match self {
-            CheckId::ElfImpure | CheckId::IndexMediaTypes => Severity::Warning,
+            CheckId::ElfImpure | CheckId::IndexMediaTypes | CheckId::ImageEntrypoint => {
+                Severity::Warning
+            }
             _ => Severity::Error,
         }
     }

@@ -425,3 +425,19 @@ pub fn requested_platform(want: &Platform, present: &[Platform]) -> Option<Check
         .hint("build and add that platform, or pass --platform with one the index lists"),
     )
 }
+
+/// `image.entrypoint`: a config without `Entrypoint` or `Cmd` (a base or library image) has
+/// nothing to run; a warning, since `image.binaries` still checks every binary in it.
+pub fn no_entrypoint(image: &ImageFacts) -> CheckResult {
+    CheckResult::warn(
+        ids::IMAGE_ENTRYPOINT,
+        format!(
+            "the image config names no Entrypoint or Cmd: nothing to run, its {} executables were checked instead",
+            image.view.executables().count()
+        ),
+    )
+    .expected("config.Entrypoint or config.Cmd")
+    .found("neither")
+    .at(format!("config {}", image.config_digest))
+    .hint("a base or library image needs none; an application image does (Dockerfile CMD, dockerTools: config.Cmd = [ \"${pkg}/bin/app\" ])")
+}

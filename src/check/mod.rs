@@ -37,6 +37,7 @@ pub mod ids {
     pub const INDEX_MEDIA_TYPES: &str = CheckId::IndexMediaTypes.as_str();
     pub const INDEX_EMPTY: &str = CheckId::IndexEmpty.as_str();
     pub const NIX_EVAL: &str = CheckId::NixEval.as_str();
+    pub const IMAGE_ENTRYPOINT: &str = CheckId::ImageEntrypoint.as_str();
 
     /// Every check in report order: integrity, platform truth, binary, run.
     pub const ALL: &[&str] = &[
@@ -61,6 +62,7 @@ pub mod ids {
         ELF_IMPURE,
         RUN_EXEC,
         RUN_OUTPUT,
+        IMAGE_ENTRYPOINT,
     ];
 
     /// Column order of the human matrix.

@@ -29,6 +29,8 @@ pub struct Limits {
     pub max_uncompressed: u64,
     /// Larger files are listed but their bytes are not parsed.
     pub max_binary_bytes: u64,
+    /// Most distinct images (manifest digests) one input may hold.
+    pub max_images: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             max_nesting: 8,
             max_uncompressed: 8 * 1024 * 1024 * 1024,
             max_binary_bytes: 512 * 1024 * 1024,
+            max_images: MAX_IMAGES,
         }
     }
 }
@@ -163,8 +166,11 @@ pub struct ImageFacts {
     pub layers: Vec<LayerFacts>,
     pub blobs: Vec<BlobFacts>,
     pub view: View,
-    /// The indexes that list it (`index.json`, a nested index's digest), once per listing.
+    /// The indexes that list it (`index.json`, a nested index's digest), once per listing,
+    /// with the ref name of the listing when it has one (`index.json (ref latest)`).
     pub listed_in: Vec<String>,
+    /// The `org.opencontainers.image.ref.name`s it is listed under, first listing first.
+    pub ref_names: Vec<String>,
 }
 
 /// The default search path of a container whose config sets none (Docker's).
@@ -266,6 +272,9 @@ pub struct ImageSet {
     pub blobs: Vec<BlobFacts>,
     /// buildx attestations and OCI artifacts: checked as blobs, never platforms.
     pub attachments: Vec<Attachment>,
+    /// Indexes listed by an index other than a layout's `index.json` envelope (which may hold
+    /// an OCI index or a Docker list alike), for `index.media-types`.
+    pub nested: Vec<IndexEntry>,
 }
 
 /// A manifest that is not an image to run: a buildx attestation (platform unknown/unknown)
@@ -315,7 +324,7 @@ pub struct ReadOptions<'a> {
     pub cache: Option<&'a crate::cache::Cache>,
 }
 
-/// Most distinct images one input may hold.
+/// Most distinct images one input may hold by default (`[limits] max_images`, `--max-images`).
 pub const MAX_IMAGES: usize = 256;
 
 struct Ctx<'a, 'b> {
@@ -395,6 +404,7 @@ fn read_with(
         images: Vec::new(),
         blobs: Vec::new(),
         attachments: Vec::new(),
+        nested: Vec::new(),
     };
     let mut ctx = Ctx {
         source: &source,
@@ -709,12 +719,20 @@ fn walk_index(
                 .iter_mut()
                 .find(|i| i.manifest_digest == d.digest)
             {
-                image.listed_in.push(name.to_string());
+                note_listing(image, d, name);
             }
             continue;
         }
         ctx.listed.insert(d.digest.clone(), d.clone());
         if docs::is_index(&d.media_type) {
+            if depth > 0 {
+                set.nested.push(IndexEntry {
+                    digest: d.digest.clone(),
+                    media_type: d.media_type.clone(),
+                    platform: None,
+                    listed_in: media_type.to_string(),
+                });
+            }
             let Some(bytes) = read_json_blob(ctx, d, "index", name, &mut set.blobs)? else {
                 continue;
             };
@@ -777,16 +795,33 @@ fn walk_index(
         }
         set.blobs.extend(manifest_blobs);
         set.entries.push(entry);
-        if set.images.len() >= MAX_IMAGES {
+        let max = ctx.opts.limits.max_images;
+        if set.images.len() >= max {
             return Err(ImageError::Hostile(format!(
-                "{name}: more than {MAX_IMAGES} distinct images; refusing to verify that many in one run"
+                "{name}: more than {max} distinct images, the limit of one run; refusing to verify that many (raise it with --max-images or [limits] max_images in mab.toml if this is genuine)"
             )));
         }
         let mut image = read_oci_image(ctx, d, &manifest)?;
-        image.listed_in.push(name.to_string());
+        note_listing(&mut image, d, name);
         set.images.push(image);
     }
     Ok(())
+}
+
+/// The annotation that names an image in a layout (`skopeo copy oci:DIR:REF`).
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Record one more listing of an image: which index, under which ref name.
+fn note_listing(image: &mut ImageFacts, d: &Descriptor, listed_in: &str) {
+    match d.annotations.get(REF_NAME) {
+        Some(r) => {
+            image.listed_in.push(format!("{listed_in} (ref {r})"));
+            if !image.ref_names.contains(r) {
+                image.ref_names.push(r.clone());
+            }
+        }
+        None => image.listed_in.push(listed_in.to_string()),
+    }
 }
 
 /// A manifest that is no image: its own blob, config and layers are hashed as stored (their
@@ -1001,6 +1036,7 @@ fn read_oci_image(
         blobs,
         view,
         listed_in: Vec::new(),
+        ref_names: Vec::new(),
     })
 }
 
@@ -1134,6 +1170,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
             blobs,
             view,
             listed_in: vec!["manifest.json".into()],
+            ref_names: entry.repo_tags.clone().unwrap_or_default(),
         });
     }
     Ok(())

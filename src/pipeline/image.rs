@@ -8,7 +8,7 @@ use crate::check::elf::{BinaryContext, ClosureState, check_binary};
 use crate::check::image as checks;
 use crate::check::run::check_run_required;
 use crate::check::structure;
-use crate::check::{CheckResult, Expected, ExpectedSource, ids};
+use crate::check::{Expected, ExpectedSource};
 use crate::image::{Entrypoint, ImageFacts, ImageSet};
 use crate::inspect::closure::{ClosureFacts, resolve_closure};
 use crate::platform::Platform;
@@ -61,9 +61,19 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
             selected.len()
         ));
     }
+    let labels: Vec<String> = selected.iter().map(|img| platform_label(img)).collect();
     let mut artifacts: Vec<Artifact> = selected
         .par_iter()
-        .map(|img| image_artifact(&input, set, img, options, &overrides, spill))
+        .zip(&labels)
+        .map(|(img, label)| {
+            // Two images listed under one platform are told apart by ref name and digest.
+            let label = if labels.iter().filter(|l| *l == label).count() > 1 {
+                format!("{label}#{}", identity(img))
+            } else {
+                label.clone()
+            };
+            image_artifact(&input, set, img, &label, options, &overrides, spill)
+        })
         .collect();
     let present: Vec<Platform> = set
         .images
@@ -85,10 +95,30 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
     artifacts
 }
 
+/// The platform an image is listed under (its config's when no index lists it).
+fn platform_label(image: &ImageFacts) -> String {
+    image
+        .index_platform
+        .as_ref()
+        .map(|p| p.text())
+        .unwrap_or_else(|| image.config.platform().text())
+}
+
+/// `REF@sha256:<12 hex>`, or the digest alone when no ref name lists it.
+fn identity(image: &ImageFacts) -> String {
+    let short: String = image.manifest_digest.chars().take(19).collect();
+    match image.ref_names.first() {
+        Some(r) => format!("{r}@{short}"),
+        None => short,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn image_artifact(
     input: &str,
     set: &ImageSet,
     image: &ImageFacts,
+    label: &str,
     options: &Settings,
     overrides: &run::EmulatorOverrides,
     spill: Option<&Path>,
@@ -96,11 +126,6 @@ fn image_artifact(
     let entry = image.entrypoint();
     let truth = checks::truth(entry.as_ref().and_then(|e| e.facts.as_ref()), image);
     let expected = expected_of(image, truth);
-    let label = image
-        .index_platform
-        .as_ref()
-        .map(|p| p.text())
-        .unwrap_or_else(|| image.config.platform().text());
     let path = format!("{input}@{label}");
 
     let attached: Vec<_> = set
@@ -136,11 +161,7 @@ fn image_artifact(
     };
     match (&entry, &expected) {
         (None, _) => {
-            results.push(
-                CheckResult::fail(ids::ELF_FORMAT, "the image config has no Entrypoint or Cmd")
-                    .at(format!("config {}", image.config_digest))
-                    .hint("set config.Cmd (dockerTools: config.Cmd = [ \"${pkg}/bin/app\" ])"),
-            );
+            results.push(checks::no_entrypoint(image));
             run = RunReport::NotRun {
                 reason: "no entrypoint".into(),
             };

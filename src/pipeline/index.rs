@@ -47,7 +47,8 @@ pub(crate) fn index_artifact(
     }
     if has_platforms {
         results.push(checks::duplicates(&set.entries));
-        results.push(checks::media_types(&set.entries));
+        let listed: Vec<_> = set.nested.iter().chain(&set.entries).cloned().collect();
+        results.push(checks::media_types(&listed));
     }
     results.extend(expected);
     // A registry's index is known by the digest it served for the tag.
@@ -84,6 +85,7 @@ pub fn read_push_script(
         images: Vec::new(),
         blobs: Vec::new(),
         attachments: Vec::new(),
+        nested: Vec::new(),
     };
     for archive in &script.archives {
         let named = |e: crate::image::ImageError| {

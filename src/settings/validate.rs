@@ -66,6 +66,7 @@ pub(super) fn limits(config: &Config, place: &str) -> Result<crate::image::Limit
             1 << 40,
             d.max_binary_bytes,
         )?,
+        max_images: get("max_images", &l.max_images, 1 << 20, d.max_images as u64)? as usize,
     })
 }
 

@@ -574,7 +574,277 @@ fn a_requested_platform_the_index_lacks_is_a_failure() {
     assert!(seen.len() > listed.len() + 5, "{seen:?}");
 }
 
-#[allow(dead_code)]
-fn unused() {
-    let _ = DOCKER_LIST;
+/// An OCI index that lists a Docker manifest list below the layout's `index.json` envelope,
+/// and the reverse: `index.media-types` flags the nested one (warn; `--strict` fails).
+#[rstest]
+#[case::oci_index_of_a_docker_list(true)]
+#[case::docker_list_of_an_oci_index(false)]
+fn media_types_mixed_at_any_depth_are_flagged(#[case] oci_outside: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = images();
+    let from = if oci_outside {
+        &f.docker_manifest_list
+    } else {
+        &f.multi_layout
+    };
+    let l = Layout::copy_of(from, &tmp.path().join("mixed"));
+    let mut inner = l.index()["manifests"].as_array().unwrap().clone();
+    for d in &mut inner {
+        d.as_object_mut().unwrap().remove("annotations");
+    }
+    let (inner_type, outer_type) = if oci_outside {
+        // The envelope lists the Docker list: wrap that in an OCI index.
+        (DOCKER_LIST, OCI_INDEX)
+    } else {
+        (OCI_INDEX, DOCKER_LIST)
+    };
+    let nested = if oci_outside {
+        inner.remove(0)
+    } else {
+        l.doc(
+            inner_type,
+            &json!({"schemaVersion": 2, "mediaType": inner_type, "manifests": inner}),
+            json!({}),
+        )
+    };
+    assert_eq!(nested["mediaType"], inner_type);
+    let outer = l.doc(
+        outer_type,
+        &json!({"schemaVersion": 2, "mediaType": outer_type, "manifests": [nested]}),
+        json!({"annotations": {REF_NAME: "latest"}}),
+    );
+    l.write_index(json!([outer]));
+    let out = mab(["--no-run", "--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let json = out.json();
+    assert_eq!(image_artifacts(&json).len(), f.multi_rows.len());
+    let index = json["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "index")
+        .unwrap();
+    let mt = check_of(index, "index.media-types");
+    assert_eq!(mt["status"], "warn", "{mt:#}");
+    assert!(
+        mt["message"]
+            .as_str()
+            .unwrap()
+            .contains(nested["digest"].as_str().unwrap()),
+        "{mt:#}"
+    );
+    let strict = mab(["--no-run", "--strict", l.dir.to_str().unwrap()]);
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+}
+
+/// An index entry whose media type is a descriptor's, a layer's or a config's is refused
+/// naming it, never read as a manifest.
+#[rstest]
+#[case("application/vnd.oci.descriptor.v1+json")]
+#[case("application/vnd.oci.image.layer.v1.tar+gzip")]
+#[case("application/vnd.oci.image.config.v1+json")]
+fn an_index_entry_that_is_no_manifest_is_refused(#[case] media_type: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = amd64_layout(&tmp.path().join("layout"));
+    let mut index = l.index();
+    index["manifests"][0]["mediaType"] = json!(media_type);
+    fs::write(
+        l.dir.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let out = mab(["--no-run", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(media_type), "{}", out.stderr);
+}
+
+/// The amd64 manifest listed four times: twice in `index.json` (refs `latest` and `1.0`) and
+/// once in each of two nested indexes.
+fn listed_four_times(dir: &Path) -> (Layout, String) {
+    let l = amd64_layout(dir);
+    let mut d = l.index()["manifests"][0].clone();
+    let digest = d["digest"].as_str().unwrap().to_string();
+    d.as_object_mut().unwrap().remove("annotations");
+    let nested = |tag: &str| {
+        l.doc(
+            OCI_INDEX,
+            &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d], "annotations": {"tag": tag}}),
+            json!({}),
+        )
+    };
+    let (a, b) = (nested("a"), nested("b"));
+    let with_ref = |r: &str| {
+        let mut e = d.clone();
+        e["annotations"] = json!({REF_NAME: r});
+        e
+    };
+    l.write_index(json!([with_ref("latest"), a, with_ref("1.0"), b]));
+    (l, digest)
+}
+
+#[test]
+fn a_manifest_listed_four_times_is_one_artifact_that_says_where_it_was_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (l, digest) = listed_four_times(&tmp.path().join("four"));
+    // Repeats are no distinct images: a limit of one holds.
+    let out = mab([
+        "--format",
+        "json",
+        "--max-images",
+        "1",
+        l.dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("running 1 images"),
+        "verified more than once: {}",
+        out.stderr
+    );
+    let json = out.json();
+    let imgs = image_artifacts(&json);
+    assert_eq!(imgs.len(), 1, "{}", out.stdout);
+    let img = imgs[0];
+    assert_eq!(img["image"]["digest"], digest.as_str());
+    let listed: Vec<&str> = img["image"]["listed_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(listed.contains(&"index.json (ref latest)"), "{listed:?}");
+    assert!(listed.contains(&"index.json (ref 1.0)"), "{listed:?}");
+    assert_eq!(
+        listed.iter().filter(|l| l.starts_with("sha256:")).count(),
+        2,
+        "{listed:?}"
+    );
+    assert_eq!(
+        img["run"]["stdout"],
+        crate::support::expected_hello(row("x86_64-linux"))
+    );
+}
+
+/// Two distinct manifests under one platform get distinct labels: ref name and digest.
+#[test]
+fn two_images_of_one_platform_are_labelled_by_ref_name_and_digest() {
+    let out = mab([
+        "--no-run",
+        "--format",
+        "json",
+        images().broken.duplicate_platform.to_str().unwrap(),
+    ]);
+    let json = out.json();
+    let paths: Vec<&str> = image_artifacts(&json)
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{}", out.stdout);
+    assert_ne!(paths[0], paths[1]);
+    for (p, r) in paths.iter().zip(["first", "second"]) {
+        assert!(p.contains(&format!("linux/arm64#{r}@sha256:")), "{p}");
+    }
+}
+
+/// The distinct-image limit comes from `--max-images` or `[limits] max_images`; over it is
+/// exit 2 naming the limit.
+#[rstest]
+#[case::flag(&["--max-images", "2"], None, 2)]
+#[case::config(&[], Some("[limits]\nmax_images = 2\n"), 2)]
+#[case::flag_beats_config(&["--max-images", "3"], Some("[limits]\nmax_images = 2\n"), 0)]
+#[case::default(&[], None, 0)]
+fn the_distinct_image_limit_is_configurable(
+    #[case] flags: &[&str],
+    #[case] config: Option<&str>,
+    #[case] code: i32,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = vec!["--no-run".into()];
+    args.extend(flags.iter().map(|s| s.to_string()));
+    if let Some(c) = config {
+        let path = tmp.path().join("mab.toml");
+        fs::write(&path, c).unwrap();
+        args.extend(["--config".into(), path.display().to_string()]);
+    }
+    args.push(images().multi_layout.display().to_string());
+    let out = mab(&args);
+    assert_eq!(out.code, code, "{}{}", out.stdout, out.stderr);
+    if code == 2 {
+        assert!(
+            out.stderr.contains("more than 2 distinct images"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// A copy of layout `from` whose config has no `Entrypoint` and no `Cmd` (a base image).
+fn without_entrypoint(from: &Path, dir: &Path) -> Layout {
+    let l = Layout::copy_of(from, dir);
+    let (mut m, d) = l.first_manifest();
+    let mut config = l.json(m["config"]["digest"].as_str().unwrap());
+    let run = config["config"].as_object_mut().unwrap();
+    run.remove("Cmd");
+    run.remove("Entrypoint");
+    let bytes = serde_json::to_vec(&config).unwrap();
+    m["config"]["digest"] = json!(l.blob(&bytes));
+    m["config"]["size"] = json!(bytes.len());
+    let entry = l.doc(
+        m["mediaType"].as_str().unwrap_or(OCI_MANIFEST),
+        &m,
+        json!({"platform": d["platform"]}),
+    );
+    l.write_index(json!([entry]));
+    l
+}
+
+/// Every platform's image without an entrypoint: its binaries are checked (the config's
+/// platform against the majority of them), the missing entrypoint is a warning.
+#[rstest]
+fn an_image_without_an_entrypoint_checks_every_binary(
+    #[values("x86_64", "aarch64", "armv7l", "riscv64")] key: &str,
+) {
+    let arch = row(&format!("{key}-linux"));
+    let Some(from) = images().oci_layout_for(arch) else {
+        panic!("no image fixture for {key}");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let l = without_entrypoint(from, &tmp.path().join("base"));
+    let out = mab(["--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{key}: {}{}", out.stdout, out.stderr);
+    let json = out.json();
+    let img = image_artifacts(&json)[0];
+    let platform = mab_verify::platform::Platform::linux(arch).oci();
+    assert_eq!(img["platform"], platform.as_str());
+    assert_eq!(status_of(img, "image.entrypoint"), "warn", "{img:#}");
+    let binaries = check_of(img, "image.binaries");
+    assert_eq!(binaries["status"], "pass", "{binaries:#}");
+    assert!(
+        !binaries["message"].as_str().unwrap().starts_with("0 "),
+        "{binaries:#}"
+    );
+    let config = check_of(img, "image.config-platform");
+    assert_eq!(config["status"], "pass", "{config:#}");
+    assert!(
+        config["message"].as_str().unwrap().contains("its binaries"),
+        "{config:#}"
+    );
+    assert!(failing(&json, "elf.format").is_none(), "{}", out.stdout);
+    let strict = mab(["--strict", "--no-run", l.dir.to_str().unwrap()]);
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+}
+
+/// Without an entrypoint a lying config is still caught, by the majority of the binaries.
+#[test]
+fn a_lying_config_without_an_entrypoint_fails_by_its_binaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = without_entrypoint(&images().broken.lying_config, &tmp.path().join("lying"));
+    let out = mab(["--no-run", "--format", "json", l.dir.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let json = out.json();
+    let fail = failing(&json, "image.config-platform").unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        fail["message"].as_str().unwrap().contains("linux/arm64"),
+        "{fail:#}"
+    );
 }
