@@ -45,6 +45,14 @@ fn a_piped_stderr_gets_one_line_per_layer_naming_digest_and_size() {
             out.stderr
         );
     }
+    // The archive is gzipped: unpacking it is a step of its own, with its compressed size.
+    let unpacking = finished_lines(&out.stderr, "decompressing");
+    assert_eq!(unpacking.len(), 1, "{}", out.stderr);
+    let size = std::fs::metadata(archive).unwrap().len();
+    assert!(
+        unpacking[0].contains(&format!(": {} in ", indicatif::HumanBytes(size))),
+        "{unpacking:?}"
+    );
     let quiet = mab(["--no-run", "--quiet", archive.to_str().unwrap()]);
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert!(
