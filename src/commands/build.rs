@@ -83,7 +83,12 @@ pub fn build(
             flake,
             &attr,
             &outputs,
-            &mut nix::progress::Display::for_stderr(),
+            // --quiet: no nix progress either; a failed build is a nix.build result.
+            &mut if options.output.quiet {
+                nix::progress::Display::lines(Box::new(|_| {}))
+            } else {
+                nix::progress::Display::for_stderr()
+            },
         )
         .map_err(nix_error)?
     };

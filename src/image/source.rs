@@ -355,8 +355,14 @@ impl TarIndex {
                 .prefix("mab-archive-")
                 .tempfile()
                 .map_err(|e| ImageError::io(Path::new("temporary file"), e))?;
+            let size = file.metadata().map_err(|e| ImageError::io(path, e))?.len();
+            let counted = BufReader::new(
+                crate::progress::current()
+                    .bytes(format!("decompressing {}", path.display()), Some(size))
+                    .reader(file),
+            );
             let decoder = compression
-                .decoder(BufReader::new(file))
+                .decoder(counted)
                 .map_err(|e| ImageError::io(path, e))?;
             let copied = std::io::copy(
                 &mut decoder.take(limits.max_uncompressed + 1),

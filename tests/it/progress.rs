@@ -45,6 +45,14 @@ fn a_piped_stderr_gets_one_line_per_layer_naming_digest_and_size() {
             out.stderr
         );
     }
+    // The archive is gzipped: unpacking it is a step of its own, with its compressed size.
+    let unpacking = finished_lines(&out.stderr, "decompressing");
+    assert_eq!(unpacking.len(), 1, "{}", out.stderr);
+    let size = std::fs::metadata(archive).unwrap().len();
+    assert!(
+        unpacking[0].contains(&format!(": {} in ", indicatif::HumanBytes(size))),
+        "{unpacking:?}"
+    );
     let quiet = mab(["--no-run", "--quiet", archive.to_str().unwrap()]);
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert!(
@@ -145,4 +153,52 @@ fn a_terminal_gets_live_bars_instead_of_lines() {
         !text.contains("\x1b[3"),
         "NO_COLOR: no colour codes in the bars: {text:?}"
     );
+}
+
+/// `build --quiet` shows no nix progress either; without it the same build does.
+#[test]
+fn quiet_silences_the_nix_build_progress_too() {
+    use crate::nix_versions::{NixVersion, nix};
+    let Some(nix) = nix(NixVersion::Debian) else {
+        return;
+    };
+    let host = crate::support::fixtures()
+        .hello_for(crate::support::host_row())
+        .unwrap();
+    let system = crate::support::host_row().nix_system();
+    for quiet in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let flake = dir.path().join("flake");
+        std::fs::create_dir_all(&flake).unwrap();
+        // A fresh derivation each time, so nix builds (and reports) it.
+        let nonce = format!("{:?}{quiet}", std::time::SystemTime::now());
+        std::fs::write(
+            flake.join("flake.nix"),
+            format!(
+                r#"{{ outputs = {{ self }}: {{ packages.{system}.native = builtins.derivation {{
+  system = "{system}"; name = "quiet-1.0"; nonce = "{nonce}"; builder = "/bin/sh";
+  args = [ "-c" "/bin/mkdir -p $out/bin; /bin/cp {host} $out/bin/multi-arch-demo" ];
+}}; }}; }}
+"#,
+                host = host.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = command();
+        cmd.env("NIX_CONFIG", "experimental-features = nix-command flakes\nsandbox = false\nsubstituters =\nbuild-users-group =\n")
+            .env("PATH", &nix.path)
+            .args(["build", "--no-run", "--flake"])
+            .arg(&flake);
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        let out = run_cmd(cmd);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.stderr.contains("nix: building quiet-1.0"),
+            !quiet,
+            "quiet={quiet}: {}",
+            out.stderr
+        );
+    }
 }
