@@ -17,6 +17,7 @@ mod inspect;
 mod nix_files;
 mod publish;
 mod publish_exact;
+mod push_hardening;
 mod registry_push;
 mod reports;
 mod run;
