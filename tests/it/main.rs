@@ -10,6 +10,7 @@ mod catalogue;
 mod demo_out;
 mod fixtures_smoke;
 mod foreign_platforms;
+mod gate_copy;
 mod hostile_shapes;
 mod image_fixtures_smoke;
 mod images;
