@@ -22,6 +22,7 @@ mod push_hardening;
 mod registry_push;
 mod reports;
 mod run;
+mod run_limits;
 mod runtime_reading;
 mod sealed_runs;
 mod settings;
