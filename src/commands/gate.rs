@@ -3,7 +3,6 @@
 use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
 use crate::pipeline::fingerprint::{fingerprint, root_digest, unchanged_since};
-use crate::pipeline::verify_one;
 use crate::report::Verdict;
 use crate::settings::{Settings, env};
 use std::path::Path;
@@ -17,8 +16,22 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
             "gate needs a command after --: mab-verify gate ARTIFACT -- CMD ARGS…".into(),
         ));
     };
-    let before = fingerprint(artifact)?;
-    let report = verify_one(artifact, &options)?;
+    // The private copy first: it is what is verified, fingerprinted and given to the
+    // command as $MAB_VERIFIED_PATH, so nothing can swap bytes between the check and the copy.
+    let (copy_dir, verified) = crate::publish::place::verified_copy(artifact)?;
+    let before = fingerprint(&verified)?;
+    let input = crate::pipeline::Input {
+        path: verified.clone(),
+        declared: None,
+    };
+    let (mut artifacts, _) = crate::pipeline::verify_inputs(&[input], &options)?;
+    crate::publish::place::relabel(&mut artifacts, &verified, artifact);
+    let report = crate::report::Report::new(
+        vec![artifact.display().to_string()],
+        artifacts,
+        options.strict,
+    );
+    crate::pipeline::output::print_report(&report, &options.output)?;
     if report.verdict == Verdict::Fail {
         return Err(Error::NotVerified {
             path: artifact.to_path_buf(),
@@ -39,7 +52,7 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
             source: e,
         }
     })?;
-    let digest = root_digest(artifact, &options)?;
+    let digest = root_digest(&verified, &options)?;
     let mut platforms: Vec<String> = report
         .artifacts
         .iter()
@@ -47,20 +60,17 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
         .collect();
     platforms.sort();
     platforms.dedup();
-    // The bytes the command publishes must be the bytes that were verified.
-    unchanged_since(
-        artifact,
-        &before,
-        format!(
-            "refusing to run {program}. Verify and publish the same file, with nothing writing to it in between."
-        ),
-    )?;
-    // A private, read-only copy of exactly the verified bytes, for commands that can take a
-    // path: nothing else can write it, whatever happens to the original.
-    let (copy_dir, verified) =
-        crate::publish::place::verified_copy(artifact, &before, fingerprint)?;
-    // Checked again right before the command: the original is what was verified.
-    unchanged_since(artifact, &before, format!("refusing to run {program}"))?;
+    // Checked again right before the command: the copy is still what was verified, and so is
+    // the original (a command that publishes the original's path must publish these bytes).
+    for path in [verified.as_path(), artifact] {
+        unchanged_since(
+            path,
+            &before,
+            format!(
+                "refusing to run {program}. Verify and publish the same file, with nothing writing to it in between."
+            ),
+        )?;
+    }
     let mut gated = std::process::Command::new(program);
     match crate::run::guard::caller_tmpdir() {
         Some(t) => gated.env("TMPDIR", t),
@@ -77,7 +87,7 @@ pub fn gate(artifact: &Path, command: &[String], flags: &VerifyFlags) -> Result<
             program: program.clone(),
             source,
         });
-    crate::publish::place::release(copy_dir.path());
+    drop(copy_dir);
     let status = status?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {

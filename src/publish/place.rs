@@ -86,7 +86,13 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o555))?;
     } else if meta.is_file() {
         std::fs::copy(from, to)?;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o444))?;
+        // Read-only, keeping whether it is executable: the copy is what gets verified.
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))?;
     } else {
         return Err(std::io::Error::other(format!(
             "{} is neither a file nor a directory",
@@ -96,14 +102,10 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A private read-only copy of `artifact` whose fingerprint must be `verified` (what was
-/// checked); the directory holding it goes away when the returned guard is dropped (after
-/// [`release`]).
-pub fn verified_copy(
-    artifact: &Path,
-    verified: &str,
-    fingerprint: impl Fn(&Path) -> crate::error::Result<String>,
-) -> crate::error::Result<(tempfile::TempDir, PathBuf)> {
+/// A private read-only copy of `artifact`, made before anything is checked so that what is
+/// verified, fingerprinted and handed to the gated command is this one copy; the directory
+/// holding it goes away when the returned guard is dropped (after [`release`]).
+pub fn verified_copy(artifact: &Path) -> crate::error::Result<(VerifiedCopy, PathBuf)> {
     let io = |e: std::io::Error| crate::error::Error::Io {
         context: format!("making a private copy of {}", artifact.display()),
         source: e,
@@ -112,16 +114,71 @@ pub fn verified_copy(
         .prefix("mab-verified-")
         .tempdir()
         .map_err(io)?;
-    let copy = private_copy(artifact, dir.path()).map_err(io)?;
-    let got = fingerprint(&copy)?;
-    if got != verified {
-        release(dir.path());
-        return Err(crate::error::Error::input(
-            artifact,
-            format!("changed while it was verified ({verified} → {got}); nothing is published"),
-        ));
+    match private_copy(artifact, dir.path()) {
+        Ok(copy) => Ok((VerifiedCopy(dir), copy)),
+        Err(e) => {
+            release(dir.path());
+            Err(io(e))
+        }
     }
-    Ok((dir, copy))
+}
+
+/// The directory of a private copy: made writable again and removed when dropped, on every
+/// path out of the gate (its read-only directories would otherwise outlive it).
+pub struct VerifiedCopy(tempfile::TempDir);
+
+impl VerifiedCopy {
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for VerifiedCopy {
+    fn drop(&mut self) {
+        release(self.0.path());
+    }
+}
+
+/// Reports of the private copy name the artifact the user gave: `copy` becomes `original`
+/// in every artifact's paths and in what its checks say.
+pub fn relabel(artifacts: &mut [crate::report::Artifact], copy: &Path, original: &Path) {
+    let (from, to) = (copy.display().to_string(), original.display().to_string());
+    let fix = |s: &mut String| {
+        if s.contains(&from) {
+            *s = s.replace(&from, &to);
+        }
+    };
+    for a in artifacts {
+        fix(&mut a.path);
+        fix(&mut a.resolved_path);
+        if let Some(closure) = &mut a.closure {
+            if let Ok(rest) = closure.root.dir.strip_prefix(copy) {
+                closure.root.dir = original.join(rest);
+            }
+            for lib in &mut closure.libraries {
+                fix(&mut lib.needed_by);
+                lib.searched.iter_mut().for_each(&fix);
+                for f in lib.found.iter_mut().chain(lib.rejected.iter_mut()) {
+                    fix(&mut f.guest_path);
+                }
+            }
+            if let Some(l) = &mut closure.loader {
+                fix(&mut l.path);
+                if let Some(f) = &mut l.found {
+                    fix(&mut f.guest_path);
+                }
+            }
+        }
+        for c in &mut a.checks {
+            fix(&mut c.message);
+            for f in [&mut c.expected, &mut c.found, &mut c.location, &mut c.hint]
+                .into_iter()
+                .flatten()
+            {
+                fix(f);
+            }
+        }
+    }
 }
 
 /// Make a private copy writable again so it can be removed.

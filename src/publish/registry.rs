@@ -699,8 +699,14 @@ impl Plan {
         }
         let bytes = Self::read_manifest(dir, desc, depth)?;
         let at = Self::blob_path(dir, &desc.digest);
-        let json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| layout_error(&at, format!("manifest {} is not JSON: {e}", desc.digest)))?;
+        // Read as the registry and the runtimes (Go) read it: keys colliding after case
+        // folding refused, a key in another case read as its field.
+        let json = crate::image::docs::go_value(
+            &bytes,
+            &format!("manifest {}", desc.digest),
+            &<crate::image::docs::Manifest as crate::image::docs::Doc>::SHAPE,
+        )
+        .map_err(|e| layout_error(&at, e))?;
         let media_type = json
             .get("mediaType")
             .and_then(|m| m.as_str())
@@ -909,6 +915,7 @@ struct Client<'a> {
     tokens: HashMap<String, String>,
     retries: u32,
     plain_http: bool,
+    timeouts: Timeouts,
     progress: &'a mut dyn FnMut(&str),
 }
 
@@ -949,6 +956,7 @@ impl<'a> Client<'a> {
             tokens: HashMap::new(),
             retries: opts.retries,
             plain_http: opts.plain_http,
+            timeouts: opts.timeouts,
             progress,
         }
     }
@@ -1469,10 +1477,7 @@ impl<'a> Client<'a> {
                 format!("if {registry} serves plain HTTP, pass --plain-http"),
             ),
             ureq::Error::Io(_) => (true, "the connection failed; check the network".into()),
-            ureq::Error::Timeout(_) => (
-                true,
-                "the registry did not answer in time; check the network and push again".into(),
-            ),
+            ureq::Error::Timeout(kind) => (true, self.timeout_hint(*kind)),
             _ => (false, "see the error above".into()),
         };
         PushError::Transport {
@@ -1483,6 +1488,35 @@ impl<'a> Client<'a> {
             hint: self.redact(&hint),
             retryable,
         }
+    }
+}
+
+impl Client<'_> {
+    /// Which of the push's timeouts ran out, with its value and the variable that sets it.
+    fn timeout_hint(&self, kind: ureq::Timeout) -> String {
+        use crate::settings::env as vars;
+        let registry = &self.registry;
+        let (what, limit, var) = match kind {
+            ureq::Timeout::Resolve | ureq::Timeout::Connect => (
+                format!("no connection to {registry} within"),
+                self.timeouts.connect,
+                vars::PUSH_CONNECT_TIMEOUT,
+            ),
+            ureq::Timeout::Global | ureq::Timeout::PerCall => (
+                format!("one request to {registry} took longer than the total timeout of"),
+                self.timeouts.total,
+                vars::PUSH_TIMEOUT,
+            ),
+            _ => (
+                format!("{registry} stopped answering: nothing arrived within the idle timeout of"),
+                self.timeouts.idle,
+                vars::PUSH_IDLE_TIMEOUT,
+            ),
+        };
+        format!(
+            "{what} {} s (set {var} to change it); check the registry and the network and push again",
+            limit.as_secs_f64()
+        )
     }
 }
 

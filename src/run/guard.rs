@@ -10,6 +10,9 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 static PRIVATE_TMP: Mutex<Option<PathBuf>> = Mutex::new(None);
 static CALLER_TMPDIR: Mutex<Option<Option<std::ffi::OsString>>> = Mutex::new(None);
+/// Held for the process's lifetime: the private directory's lock (see `leftovers`).
+static PRIVATE_LOCK: Mutex<Option<std::fs::File>> = Mutex::new(None);
+const PRIVATE_PREFIX: &str = "mab-verify-";
 
 /// True once a termination signal arrived: no new run starts.
 pub fn interrupted() -> bool {
@@ -66,10 +69,14 @@ impl Drop for Installed {
 /// this process is under one path that can be removed at once.
 pub fn install() -> std::io::Result<Installed> {
     let caller = crate::settings::env::get(crate::settings::env::TMPDIR);
+    // What a mab-verify killed by SIGKILL left (no signal handler runs for it).
+    super::leftovers::remove_stale(&std::env::temp_dir(), PRIVATE_PREFIX);
     let dir = tempfile::Builder::new()
-        .prefix("mab-verify-")
+        .prefix(PRIVATE_PREFIX)
         .tempdir()?
         .keep();
+    let lock = super::leftovers::lock(&dir);
+    *PRIVATE_LOCK.lock().unwrap_or_else(|e| e.into_inner()) = lock.ok();
     *CALLER_TMPDIR.lock().unwrap_or_else(|e| e.into_inner()) = Some(caller);
     *PRIVATE_TMP.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
     // From here on an early return removes the directory again.

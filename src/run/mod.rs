@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod guard;
+pub mod leftovers;
 pub mod seal;
 
 use crate::inspect::ElfFacts;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A static x86-64 ELF program that exits 0, with `tag` appended so every file differs.
-fn tiny_elf(tag: u32) -> Vec<u8> {
+pub(crate) fn tiny_elf(tag: u32) -> Vec<u8> {
     let code: &[u8] = &[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05];
     let mut e = Vec::new();
     e.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
@@ -68,7 +68,7 @@ impl Layer {
 }
 
 /// An OCI layout of one linux/amd64 image with `layer`, its entrypoint `entrypoint`.
-fn layout(dir: &Path, layer: &[u8], entrypoint: &str) -> PathBuf {
+pub(crate) fn layout(dir: &Path, layer: &[u8], entrypoint: &str) -> PathBuf {
     let root = dir.join("layout");
     std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
     let blob = |b: &[u8]| {

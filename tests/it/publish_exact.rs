@@ -69,10 +69,17 @@ fn a_sealed_run_cannot_change_the_artifact_it_verifies() {
         std::fs::read_to_string(a.join("data.txt")).unwrap(),
         "original"
     );
-    // cp wrote into the sandbox's private tmpfs (the artifact's directory is not even
-    // there), so the run passes and the command runs with the unchanged bytes.
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(marker.exists());
+    // The gate verifies its private copy, so the sealed run sees that copy and not the
+    // original's directory at all: cp cannot even reach the path it is given, the run
+    // fails, and the command does not run.
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("No such file or directory"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!marker.exists());
 }
 
 #[test]
