@@ -98,6 +98,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                     cli.remote.password_stdin,
                 )
                 .map_err(Error::Usage)?,
+                cert_dir: cli.remote.cert_dir,
+                tls_verify: cli.remote.tls_verify,
             };
             verify::verify(&cli.paths, &settings)
         }

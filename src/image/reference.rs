@@ -173,12 +173,25 @@ fn looks_like_registry_image(input: &str) -> bool {
             .is_ok_and(|r| r.registry == first.to_ascii_lowercase() || r.registry == first)
 }
 
-/// How registries are reached: `--plain-http`, `--creds`.
-#[derive(Debug, Clone, Default)]
+/// How registries are reached: `--plain-http`, `--creds`, `--cert-dir`, `--tls-verify`.
+#[derive(Debug, Clone)]
 pub struct RemoteSettings {
     pub plain_http: bool,
     /// `USER:PASSWORD` from `--creds` (or `--creds USER --password-stdin`).
     pub creds: Option<String>,
+    pub cert_dir: Option<PathBuf>,
+    pub tls_verify: bool,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        RemoteSettings {
+            plain_http: false,
+            creds: None,
+            cert_dir: None,
+            tls_verify: true,
+        }
+    }
 }
 
 /// Opens what `r` names as an image source, or `None` for a bare path that is no image
@@ -261,6 +274,10 @@ fn open_remote(
         plain_http: remote.plain_http,
         credentials,
         timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
+        tls: registry::TlsOptions {
+            cert_dir: remote.cert_dir.clone(),
+            insecure: !remote.tls_verify,
+        },
         ..Default::default()
     };
     let unreachable = |e: registry::PushError| match e {

@@ -26,6 +26,9 @@ pub mod env {
     /// session directory holding podman's `containers/auth.json` (read by `publish::auth`).
     pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
     pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+    /// The CA bundle file and directory HTTPS to registries trusts (read by `publish::registry`).
+    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+    pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
     /// `none` runs unsealed; a path names the bubblewrap to use (read by `run::seal`).
     pub const BWRAP: &str = "MAB_BWRAP";
     /// Where private temporary directories go; the gated command gets the caller's own.

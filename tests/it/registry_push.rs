@@ -109,6 +109,7 @@ fn plain(retries: u32) -> PushOptions {
         credentials: None,
         retries,
         timeouts: Default::default(),
+        tls: Default::default(),
     }
 }
 

@@ -510,3 +510,185 @@ fn credential_helpers_and_podman_auth_json() {
     });
     assert_eq!(podman.code, 0, "{}", podman.stderr);
 }
+
+/// `openssl` with `args`, in `dir`; panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA made here, a server certificate for 127.0.0.1 and a client certificate, all P-256.
+fn test_pki(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mab test CA",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, crt, extfile, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+            format!("/CN={name}"),
+        );
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+}
+
+/// A docker-registry serving HTTPS with the test CA's server certificate; with
+/// `client_auth`, it also requires a client certificate signed by that CA.
+fn tls_registry(pki: &Path, client_auth: bool) -> Registry {
+    let pki = pki.to_path_buf();
+    Registry::start_with(move |_| {
+        let mut block = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            pki.join("server.crt").display(),
+            pki.join("server.key").display()
+        );
+        if client_auth {
+            block.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                pki.join("ca.crt").display()
+            ));
+        }
+        block
+    })
+}
+
+#[test]
+fn tls_with_a_test_ca_and_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    test_pki(&pki);
+    // containers-certs.d layouts: the CA alone, and the CA with a client pair.
+    let ca_only = dir.path().join("ca-only");
+    let with_client = dir.path().join("with-client");
+    for d in [&ca_only, &with_client] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::copy(pki.join("ca.crt"), d.join("ca.crt")).unwrap();
+    }
+    std::fs::copy(pki.join("client.crt"), with_client.join("client.cert")).unwrap();
+    std::fs::copy(pki.join("client.key"), with_client.join("client.key")).unwrap();
+
+    let reg = tls_registry(&pki, false);
+    let reference = format!("{}/tls:v1", reg.addr);
+    harness::skopeo(&[
+        "copy",
+        "--all",
+        &format!("--dest-cert-dir={}", ca_only.display()),
+        &format!("oci:{}:latest", nested().display()),
+        &format!("docker://{reference}"),
+    ]);
+    let input = format!("docker://{reference}");
+    let ca_dir = ca_only.display().to_string();
+
+    let untrusted = verify(dir.path(), &[&input]);
+    assert_eq!(untrusted.code, 3, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("--cert-dir"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(
+        untrusted.stderr.contains("--tls-verify=false"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(
+        !untrusted.stderr.contains("--plain-http"),
+        "{}",
+        untrusted.stderr
+    );
+
+    for args in [
+        vec!["--cert-dir", ca_dir.as_str(), input.as_str()],
+        vec!["--tls-verify=false", input.as_str()],
+    ] {
+        let out = verify(dir.path(), &args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+    }
+    let mut cmd = isolated(dir.path());
+    cmd.env("SSL_CERT_FILE", pki.join("ca.crt"))
+        .args(["--format", "json", "--no-run", &input]);
+    let from_env = harness::run_cmd(cmd);
+    assert_eq!(from_env.code, 0, "{}", from_env.stderr);
+    drop(reg);
+
+    // Client-certificate auth: the CA alone is refused, the client pair is let in.
+    let reg = tls_registry(&pki, true);
+    let reference = format!("{}/mtls:v1", reg.addr);
+    harness::skopeo(&[
+        "copy",
+        "--all",
+        &format!("--dest-cert-dir={}", with_client.display()),
+        &format!("oci:{}:latest", nested().display()),
+        &format!("docker://{reference}"),
+    ]);
+    let input = format!("docker://{reference}");
+    let refused = verify(dir.path(), &["--cert-dir", &ca_dir, &input]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("NAME.cert"), "{}", refused.stderr);
+    let admitted = verify(
+        dir.path(),
+        &["--cert-dir", &with_client.display().to_string(), &input],
+    );
+    assert_eq!(admitted.code, 0, "{}", admitted.stderr);
+}
