@@ -100,6 +100,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .map_err(Error::Usage)?,
                 cert_dir: cli.remote.cert_dir,
                 tls_verify: cli.remote.tls_verify,
+                progress: !cli.verify.quiet,
             };
             verify::verify(&cli.paths, &settings)
         }

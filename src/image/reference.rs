@@ -181,6 +181,8 @@ pub struct RemoteSettings {
     pub creds: Option<String>,
     pub cert_dir: Option<PathBuf>,
     pub tls_verify: bool,
+    /// Bytes and throughput per blob while reading (off with `--quiet`).
+    pub progress: bool,
 }
 
 impl Default for RemoteSettings {
@@ -190,6 +192,7 @@ impl Default for RemoteSettings {
             creds: None,
             cert_dir: None,
             tls_verify: true,
+            progress: true,
         }
     }
 }
@@ -311,7 +314,12 @@ fn open_remote(
         reference.registry, reference.repository, root.digest, root.media_type
     ));
     Ok((
-        super::source::Source::Remote(Box::new(super::source::Remote::new(puller, root, only))),
+        super::source::Source::Remote(Box::new(super::source::Remote::new(
+            puller,
+            root,
+            only,
+            remote.progress,
+        ))),
         super::Format::OciLayout,
     ))
 }

@@ -154,6 +154,17 @@ fn a_good_index_pushed_by_skopeo_verifies_from_the_registry() {
     assert_eq!(index["path"], format!("{input}@index"));
     // The digest the registry served, as skopeo reads it.
     assert_eq!(index["sha256"], served_digest(&reference, None));
+    // Progress: each layer of a MiB or more gets a line with its size and throughput.
+    let metered = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(" blob sha256:") && l.ends_with("/s"))
+            .count()
+    };
+    assert!(metered(&out.stderr) >= 1, "{}", out.stderr);
+    let quiet = verify(dir.path(), &["--plain-http", "--quiet", &input]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(metered(&quiet.stderr), 0, "{}", quiet.stderr);
     let images = image_artifacts(&report);
     assert_eq!(images.len(), support::images::images().multi_rows.len());
     for img in images {
