@@ -258,6 +258,36 @@ pub fn open(
     )))
 }
 
+/// `gate` and `push` publish a local artifact: `oci:DIR` and `oci-archive:FILE` name it as
+/// its path; a `:REF`, a `docker://` image or a docker-archive is refused with a hint.
+pub fn local_artifact(path: &Path, command: &str) -> Result<PathBuf, crate::error::Error> {
+    use crate::error::Error;
+    let Some(text) = path.to_str() else {
+        return Ok(path.to_path_buf());
+    };
+    match parse(text).map_err(|e| Error::Usage(e.to_string()))? {
+        ImageRef::Path(p) => Ok(p),
+        ImageRef::Oci { dir, name: None } => Ok(dir),
+        ImageRef::OciArchive { file, name: None } => Ok(file),
+        ImageRef::DockerArchive { file } if command == "gate" => Ok(file),
+        ImageRef::DockerArchive { file } => Err(Error::Usage(format!(
+            "{command} takes an OCI archive or layout, not the docker-archive {}; make one with mab-verify assemble -o app.oci.tar {}",
+            file.display(),
+            file.display()
+        ))),
+        ImageRef::Registry(r) => Err(Error::Usage(format!(
+            "{command} publishes a local artifact it verified; docker://{r} is already in a registry (verify it with `mab-verify docker://{r}`)"
+        ))),
+        other => Err(Error::Usage(format!(
+            "{command} takes the whole layout or archive: write {} without :NAME (a ref name selects only part of what would be published)",
+            other
+                .local_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ))),
+    }
+}
+
 fn open_remote(
     reference: &Reference,
     remote: &RemoteSettings,

@@ -703,3 +703,38 @@ fn tls_with_a_test_ca_and_client_certificates() {
     );
     assert_eq!(admitted.code, 0, "{}", admitted.stderr);
 }
+
+#[test]
+fn gate_and_push_take_local_transports_and_refuse_registry_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = nested_archive(dir.path());
+    let mut cmd = isolated(dir.path());
+    cmd.args(["gate", "--no-run", "-q"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .args(["--", "sh", "-c", "test -f \"$MAB_VERIFIED_PATH\""]);
+    let gated = harness::run_cmd(cmd);
+    assert_eq!(gated.code, 0, "{}", gated.stderr);
+
+    let mut cmd = isolated(dir.path());
+    cmd.args([
+        "push",
+        "--no-run",
+        "docker://127.0.0.1:9/app:1",
+        "127.0.0.1:9/app:2",
+    ]);
+    let pushed = harness::run_cmd(cmd);
+    assert_eq!(pushed.code, 2, "{}", pushed.stderr);
+    assert!(
+        pushed.stderr.contains("already in a registry"),
+        "{}",
+        pushed.stderr
+    );
+
+    let mut cmd = isolated(dir.path());
+    cmd.args(["push", "--no-run"])
+        .arg(format!("oci-archive:{}:latest", archive.display()))
+        .arg("127.0.0.1:9/app:2");
+    let named = harness::run_cmd(cmd);
+    assert_eq!(named.code, 2, "{}", named.stderr);
+    assert!(named.stderr.contains("without :NAME"), "{}", named.stderr);
+}
