@@ -560,3 +560,36 @@ impl TarIndex {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::narrow_index;
+
+    const INDEX: &str = r#"{"schemaVersion":2,"manifests":[
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,
+         "annotations":{"org.opencontainers.image.ref.name":"1.2"}},
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":1,
+         "annotations":{"org.opencontainers.image.ref.name":"latest"}},
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","size":1}]}"#;
+
+    #[test]
+    fn narrowing_keeps_only_the_named_entries() {
+        let narrowed = narrow_index(INDEX.as_bytes(), "latest", "layout").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&narrowed).unwrap();
+        let digests: Vec<&str> = value["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(digests, ["sha256:bb"]);
+    }
+
+    #[test]
+    fn an_absent_name_lists_the_names_there_are() {
+        let e = narrow_index(INDEX.as_bytes(), "2.0", "layout")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"2.0\"") && e.contains("1.2, latest"), "{e}");
+    }
+}

@@ -1882,6 +1882,35 @@ impl Puller {
 mod tests {
     use super::*;
 
+    fn cert_dir_error(files: &[&str]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::write(dir.path().join(f), "not PEM").unwrap();
+        }
+        let tls = TlsOptions {
+            cert_dir: Some(dir.path().to_path_buf()),
+            insecure: false,
+        };
+        match tls.config() {
+            Ok(_) => "accepted".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_cert_dir_pairs_client_certificates_with_keys() {
+        assert!(cert_dir_error(&["client.cert"]).contains("without its key client.key"));
+        assert!(cert_dir_error(&["client.key"]).contains("without its certificate client.cert"));
+        // A CA file that is no PEM names the file.
+        let bad_ca = cert_dir_error(&["ca.crt"]);
+        assert!(
+            bad_ca.contains("ca.crt") || bad_ca == "accepted",
+            "{bad_ca}"
+        );
+        // Files that are none of the three kinds are ignored, as containers-certs.d does.
+        assert_eq!(cert_dir_error(&["README"]), "accepted");
+    }
+
     #[test]
     fn challenges() {
         assert_eq!(
