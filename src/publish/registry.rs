@@ -321,7 +321,11 @@ impl TlsOptions {
                     .and_then(|n| n.to_str())
                     .unwrap_or_default();
                 if name.ends_with(".crt") {
-                    roots.extend(certs_in(file)?);
+                    let certs = certs_in(file)?;
+                    if certs.is_empty() {
+                        return Err(bad(file, "holds no PEM certificate".into()));
+                    }
+                    roots.extend(certs);
                 } else if let Some(stem) = name.strip_suffix(".cert") {
                     let key_file = dir.join(format!("{stem}.key"));
                     if !key_file.is_file() {
@@ -1904,7 +1908,7 @@ mod tests {
         // A CA file that is no PEM names the file.
         let bad_ca = cert_dir_error(&["ca.crt"]);
         assert!(
-            bad_ca.contains("ca.crt") || bad_ca == "accepted",
+            bad_ca.contains("ca.crt") && bad_ca.contains("no PEM certificate"),
             "{bad_ca}"
         );
         // Files that are none of the three kinds are ignored, as containers-certs.d does.
