@@ -738,3 +738,38 @@ fn gate_and_push_take_local_transports_and_refuse_registry_images() {
     assert_eq!(named.code, 2, "{}", named.stderr);
     assert!(named.stderr.contains("without :NAME"), "{}", named.stderr);
 }
+
+#[test]
+fn token_auth_asks_only_for_pull() {
+    use crate::registry_push::token;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = token::TokenServer::start(USER, PASSWORD);
+    let reg = token::start_registry(&tokens);
+    let reference = format!("{}/org/pulled:v1", reg.addr);
+    let creds = format!("{USER}:{PASSWORD}");
+    skopeo_push(
+        &format!("oci:{}:latest", nested().display()),
+        &reference,
+        Some(&creds),
+    );
+    let before = tokens.requests().len();
+    let input = format!("docker://{reference}");
+    let out = verify(dir.path(), &["--plain-http", "--creds", &creds, &input]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("eyJ"),
+        "a token leaked: {}",
+        out.stderr
+    );
+    let ours = &tokens.requests()[before..];
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0].user.as_deref(), Some(USER));
+    assert_eq!(ours[0].scopes, ["repository:org/pulled:pull"]);
+
+    let wrong = verify(
+        dir.path(),
+        &["--plain-http", "--creds", &format!("{USER}:wrong"), &input],
+    );
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("token server"), "{}", wrong.stderr);
+}
