@@ -167,6 +167,20 @@ fn a_good_index_pushed_by_skopeo_verifies_from_the_registry() {
     assert_eq!(metered(&quiet.stderr), 0, "{}", quiet.stderr);
     let images = image_artifacts(&report);
     assert_eq!(images.len(), support::images::images().multi_rows.len());
+    // --platform with --expect: index.expected still sees every platform the index holds.
+    let mut args = vec!["--plain-http".to_string(), "--platform".into()];
+    args.push(images[0]["platform"].as_str().unwrap().to_string());
+    for img in &images {
+        args.push("--expect".into());
+        args.push(img["platform"].as_str().unwrap().to_string());
+    }
+    args.push(input.clone());
+    let one = verify(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(one.code, 0, "{}\n{}", one.stdout, one.stderr);
+    assert_eq!(image_artifacts(&one.json()).len(), 1);
     for img in images {
         for id in ["blob.digest", "index.platform", "image.config-platform"] {
             assert_eq!(status_of(img, id), "pass", "{id} of {img:#}");
