@@ -50,6 +50,13 @@ pub struct RemoteFlags {
     /// Read the registry password from stdin (one line); --creds then gives only USER.
     #[arg(long, requires = "creds")]
     pub password_stdin: bool,
+    /// Trust for docker:// registries: CA files *.crt, client pairs NAME.cert + NAME.key.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// --tls-verify=false: do not check the certificates of the docker:// registries named.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub tls_verify: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,7 +37,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             artifact,
             command,
             verify,
-        }) => gate::gate(&artifact, &command, &verify),
+        }) => gate::gate(
+            &crate::image::reference::local_artifact(&artifact, "gate")?,
+            &command,
+            &verify,
+        ),
         Some(Command::Push {
             artifact,
             reference,
@@ -47,7 +51,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             allow_remote_plain_http,
             verify,
         }) => push::push(
-            &artifact,
+            &crate::image::reference::local_artifact(&artifact, "push")?,
             &reference,
             crate::publish::auth::with_password_stdin(creds, password_stdin)
                 .map_err(Error::Usage)?
@@ -98,6 +102,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                     cli.remote.password_stdin,
                 )
                 .map_err(Error::Usage)?,
+                cert_dir: cli.remote.cert_dir,
+                tls_verify: cli.remote.tls_verify,
+                progress: !cli.verify.quiet,
             };
             verify::verify(&cli.paths, &settings)
         }

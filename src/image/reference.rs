@@ -173,12 +173,28 @@ fn looks_like_registry_image(input: &str) -> bool {
             .is_ok_and(|r| r.registry == first.to_ascii_lowercase() || r.registry == first)
 }
 
-/// How registries are reached: `--plain-http`, `--creds`.
-#[derive(Debug, Clone, Default)]
+/// How registries are reached: `--plain-http`, `--creds`, `--cert-dir`, `--tls-verify`.
+#[derive(Debug, Clone)]
 pub struct RemoteSettings {
     pub plain_http: bool,
     /// `USER:PASSWORD` from `--creds` (or `--creds USER --password-stdin`).
     pub creds: Option<String>,
+    pub cert_dir: Option<PathBuf>,
+    pub tls_verify: bool,
+    /// Bytes and throughput per blob while reading (off with `--quiet`).
+    pub progress: bool,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        RemoteSettings {
+            plain_http: false,
+            creds: None,
+            cert_dir: None,
+            tls_verify: true,
+            progress: true,
+        }
+    }
 }
 
 /// Opens what `r` names as an image source, or `None` for a bare path that is no image
@@ -242,6 +258,36 @@ pub fn open(
     )))
 }
 
+/// `gate` and `push` publish a local artifact: `oci:DIR` and `oci-archive:FILE` name it as
+/// its path; a `:REF`, a `docker://` image or a docker-archive is refused with a hint.
+pub fn local_artifact(path: &Path, command: &str) -> Result<PathBuf, crate::error::Error> {
+    use crate::error::Error;
+    let Some(text) = path.to_str() else {
+        return Ok(path.to_path_buf());
+    };
+    match parse(text).map_err(|e| Error::Usage(e.to_string()))? {
+        ImageRef::Path(p) => Ok(p),
+        ImageRef::Oci { dir, name: None } => Ok(dir),
+        ImageRef::OciArchive { file, name: None } => Ok(file),
+        ImageRef::DockerArchive { file } if command == "gate" => Ok(file),
+        ImageRef::DockerArchive { file } => Err(Error::Usage(format!(
+            "{command} takes an OCI archive or layout, not the docker-archive {}; make one with mab-verify assemble -o app.oci.tar {}",
+            file.display(),
+            file.display()
+        ))),
+        ImageRef::Registry(r) => Err(Error::Usage(format!(
+            "{command} publishes a local artifact it verified; docker://{r} is already in a registry (verify it with `mab-verify docker://{r}`)"
+        ))),
+        other => Err(Error::Usage(format!(
+            "{command} takes the whole layout or archive: write {} without :NAME (a ref name selects only part of what would be published)",
+            other
+                .local_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ))),
+    }
+}
+
 fn open_remote(
     reference: &Reference,
     remote: &RemoteSettings,
@@ -261,6 +307,10 @@ fn open_remote(
         plain_http: remote.plain_http,
         credentials,
         timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
+        tls: registry::TlsOptions {
+            cert_dir: remote.cert_dir.clone(),
+            insecure: !remote.tls_verify,
+        },
         ..Default::default()
     };
     let unreachable = |e: registry::PushError| match e {
@@ -294,7 +344,12 @@ fn open_remote(
         reference.registry, reference.repository, root.digest, root.media_type
     ));
     Ok((
-        super::source::Source::Remote(Box::new(super::source::Remote::new(puller, root, only))),
+        super::source::Source::Remote(Box::new(super::source::Remote::new(
+            puller,
+            root,
+            only,
+            remote.progress,
+        ))),
         super::Format::OciLayout,
     ))
 }

@@ -28,6 +28,65 @@ pub struct Remote {
     manifests: std::sync::Mutex<HashMap<String, Option<Vec<u8>>>>,
     /// `--platform`: the images an index lists for other platforms are not fetched.
     only: Option<crate::platform::Platform>,
+    /// Bars on a terminal, `None` with `--quiet` or when stderr is no terminal.
+    bars: Option<indicatif::MultiProgress>,
+    progress: bool,
+}
+
+/// Blobs smaller than this are read without a word.
+const METERED_FROM: u64 = 1 << 20;
+/// How often a plain progress line is printed for a blob still being read.
+const PLAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Counts a blob's bytes as they stream: a bar on a terminal, a plain line every
+/// [`PLAIN_EVERY`] otherwise, and one line with size and throughput at the end.
+struct Metered<R> {
+    inner: R,
+    label: String,
+    total: u64,
+    read: u64,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    bar: Option<indicatif::ProgressBar>,
+    done: bool,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        } else if self.last.elapsed() >= PLAIN_EVERY && n > 0 {
+            self.last = std::time::Instant::now();
+            crate::pipeline::progress(&format!(
+                "{}: {} of {}, {}/s",
+                self.label,
+                indicatif::HumanBytes(self.read),
+                indicatif::HumanBytes(self.total),
+                indicatif::HumanBytes(rate(self.read, self.started.elapsed()))
+            ));
+        }
+        if (n == 0 || self.read >= self.total) && !self.done {
+            self.done = true;
+            if let Some(bar) = &self.bar {
+                bar.finish_and_clear();
+            }
+            let took = self.started.elapsed();
+            crate::pipeline::progress(&format!(
+                "{}: {} in {:.1} s, {}/s",
+                self.label,
+                indicatif::HumanBytes(self.read),
+                took.as_secs_f64(),
+                indicatif::HumanBytes(rate(self.read, took))
+            ));
+        }
+        Ok(n)
+    }
+}
+
+fn rate(bytes: u64, took: std::time::Duration) -> u64 {
+    (bytes as f64 / took.as_secs_f64().max(1e-3)) as u64
 }
 
 impl Remote {
@@ -35,7 +94,12 @@ impl Remote {
         puller: crate::publish::registry::Puller,
         root: crate::publish::registry::Served,
         only: Option<crate::platform::Platform>,
+        progress: bool,
     ) -> Remote {
+        use std::io::IsTerminal as _;
+        let bars = (progress && std::io::stderr().is_terminal()).then(|| {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+        });
         let mut manifests = HashMap::new();
         manifests.insert(root.digest.clone(), Some(root.bytes.clone()));
         Remote {
@@ -43,6 +107,8 @@ impl Remote {
             root,
             manifests: std::sync::Mutex::new(manifests),
             only,
+            bars,
+            progress,
         }
     }
 
@@ -120,6 +186,37 @@ impl Remote {
                         "{}: blob {digest} was served without a Content-Length; refusing a blob of unknown size",
                         self.puller.reference()
                     )));
+                };
+                let reader: Box<dyn Read + Send> = if self.progress && len >= METERED_FROM {
+                    let label = format!(
+                        "{} blob {}",
+                        self.puller.reference().registry,
+                        &digest[..digest.len().min(19)]
+                    );
+                    let bar = self.bars.as_ref().map(|bars| {
+                        let bar = bars.add(indicatif::ProgressBar::new(len));
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                        );
+                        bar.set_message(label.clone());
+                        bar
+                    });
+                    let now = std::time::Instant::now();
+                    Box::new(Metered {
+                        inner: reader,
+                        label,
+                        total: len,
+                        read: 0,
+                        started: now,
+                        last: now,
+                        bar,
+                        done: false,
+                    })
+                } else {
+                    reader
                 };
                 Ok(Some((
                     Box::new(BufReader::with_capacity(256 * 1024, reader)),
@@ -467,5 +564,38 @@ impl TarIndex {
             members,
             _spill: spill,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::narrow_index;
+
+    const INDEX: &str = r#"{"schemaVersion":2,"manifests":[
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,
+         "annotations":{"org.opencontainers.image.ref.name":"1.2"}},
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":1,
+         "annotations":{"org.opencontainers.image.ref.name":"latest"}},
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","size":1}]}"#;
+
+    #[test]
+    fn narrowing_keeps_only_the_named_entries() {
+        let narrowed = narrow_index(INDEX.as_bytes(), "latest", "layout").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&narrowed).unwrap();
+        let digests: Vec<&str> = value["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(digests, ["sha256:bb"]);
+    }
+
+    #[test]
+    fn an_absent_name_lists_the_names_there_are() {
+        let e = narrow_index(INDEX.as_bytes(), "2.0", "layout")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"2.0\"") && e.contains("1.2, latest"), "{e}");
     }
 }

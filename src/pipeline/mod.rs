@@ -77,7 +77,10 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
                 &named,
                 &options.limits,
                 &options.remote,
-                options.platform_filter,
+                // index.expected counts every platform present, so with --expect all are read.
+                options
+                    .platform_filter
+                    .filter(|_| options.expects.is_empty()),
             )?
             .ok_or_else(|| Error::input(p, "names no image"))?;
             progress(&format!("reading {}…", p.display()));

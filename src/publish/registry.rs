@@ -245,6 +245,134 @@ pub struct PushOptions {
     /// [`RETRY_BASE_DELAY`], doubling.
     pub retries: u32,
     pub timeouts: Timeouts,
+    pub tls: TlsOptions,
+}
+
+/// Whom to trust over HTTPS, as skopeo does: the system's CAs (`SSL_CERT_FILE`,
+/// `SSL_CERT_DIR`, else Debian's bundle, else Mozilla's roots), plus `--cert-dir`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// containers-certs.d layout: `*.crt` are CAs, `NAME.cert` + `NAME.key` a client pair.
+    pub cert_dir: Option<PathBuf>,
+    /// `--tls-verify=false`: the server's certificate is not checked.
+    pub insecure: bool,
+}
+
+/// The system bundle when `SSL_CERT_FILE` is unset (Debian's ca-certificates).
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl TlsOptions {
+    /// The TLS configuration these options ask for; an unreadable `--cert-dir` or PEM is an
+    /// error naming the file.
+    pub fn config(&self) -> Result<ureq::tls::TlsConfig, PushError> {
+        use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig};
+        let bad = |path: &Path, why: String| PushError::Tls {
+            path: path.to_path_buf(),
+            message: why,
+        };
+        let pem_items = |path: &Path| -> Result<Vec<PemItem<'static>>, PushError> {
+            let bytes = std::fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
+            ureq::tls::parse_pem(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(path, format!("not PEM: {e}")))
+        };
+        let certs_in = |path: &Path| -> Result<Vec<Certificate<'static>>, PushError> {
+            Ok(pem_items(path)?
+                .into_iter()
+                .filter_map(|i| match i {
+                    PemItem::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect())
+        };
+        let env_path = |var: &str| {
+            crate::settings::env::get(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let mut roots: Vec<Certificate<'static>> = Vec::new();
+        let mut system = false;
+        match env_path(crate::settings::env::SSL_CERT_FILE) {
+            Some(file) => {
+                roots.extend(certs_in(&file)?);
+                system = true;
+            }
+            None if Path::new(SYSTEM_BUNDLE).is_file() => {
+                roots.extend(certs_in(Path::new(SYSTEM_BUNDLE))?);
+                system = true;
+            }
+            None => {}
+        }
+        if let Some(dir) = env_path(crate::settings::env::SSL_CERT_DIR) {
+            for file in sorted_files(&dir).map_err(|e| bad(&dir, format!("cannot list: {e}")))? {
+                // Hash links and other files in a cert directory that are not PEM are skipped.
+                if let Ok(certs) = certs_in(&file) {
+                    roots.extend(certs);
+                    system = true;
+                }
+            }
+        }
+        let mut client = None;
+        if let Some(dir) = &self.cert_dir {
+            let files = sorted_files(dir).map_err(|e| bad(dir, format!("cannot list: {e}")))?;
+            for file in &files {
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if name.ends_with(".crt") {
+                    let certs = certs_in(file)?;
+                    if certs.is_empty() {
+                        return Err(bad(file, "holds no PEM certificate".into()));
+                    }
+                    roots.extend(certs);
+                } else if let Some(stem) = name.strip_suffix(".cert") {
+                    let key_file = dir.join(format!("{stem}.key"));
+                    if !key_file.is_file() {
+                        return Err(bad(
+                            file,
+                            format!("client certificate without its key {stem}.key"),
+                        ));
+                    }
+                    let chain = certs_in(file)?;
+                    let key = pem_items(&key_file)?
+                        .into_iter()
+                        .find_map(|i| match i {
+                            PemItem::PrivateKey(k) => Some(k),
+                            _ => None,
+                        })
+                        .ok_or_else(|| bad(&key_file, "holds no private key".into()))?;
+                    client = Some(ClientCert::new_with_certs(&chain, key));
+                } else if let Some(stem) = name.strip_suffix(".key")
+                    && !dir.join(format!("{stem}.cert")).is_file()
+                {
+                    return Err(bad(
+                        file,
+                        format!("client key without its certificate {stem}.cert"),
+                    ));
+                }
+            }
+        }
+        let root_certs = if roots.is_empty() || (!system && self.cert_dir.is_none()) {
+            RootCerts::WebPki
+        } else {
+            RootCerts::new_with_certs(&roots)
+        };
+        Ok(TlsConfig::builder()
+            .root_certs(root_certs)
+            .client_cert(client)
+            .disable_verification(self.insecure)
+            .build())
+    }
+}
+
+fn sorted_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 impl Default for PushOptions {
@@ -254,6 +382,7 @@ impl Default for PushOptions {
             credentials: None,
             retries: 3,
             timeouts: Timeouts::default(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -336,6 +465,11 @@ pub enum PushError {
         path.display()
     )]
     AuthFile { path: PathBuf, message: String },
+    #[error(
+        "TLS settings {}: {message}\n  hint: --cert-dir holds CA files *.crt and client pairs NAME.cert + NAME.key (PEM); SSL_CERT_FILE and SSL_CERT_DIR name PEM files",
+        path.display()
+    )]
+    Tls { path: PathBuf, message: String },
     #[error("OCI layout {}: {message}\n  hint: {hint}", path.display())]
     Layout {
         path: PathBuf,
@@ -471,7 +605,7 @@ pub fn push_layout(
         });
     }
     let plan = Plan::read(layout_dir, root_digest, root_media_type)?;
-    let mut client = Client::new(reference, opts, progress);
+    let mut client = Client::new(reference, opts, progress)?;
     client.retrying(|c| c.ping())?;
 
     let mut outcome = PushOutcome {
@@ -926,7 +1060,13 @@ impl<'a> Client<'a> {
         reference: &Reference,
         opts: &'a PushOptions,
         progress: &'a mut dyn FnMut(&str),
-    ) -> Client<'a> {
+    ) -> Result<Client<'a>, PushError> {
+        let agent = Client::agent(reference, opts)?;
+        Ok(Client::with_agent(reference, opts, agent, progress))
+    }
+
+    /// One connection pool with the timeouts, proxy and TLS trust of `opts`.
+    fn agent(reference: &Reference, opts: &PushOptions) -> Result<Agent, PushError> {
         let host = reference.api_host();
         // A proxy cannot reach this machine's loopback registry.
         let proxy = if is_loopback(host) {
@@ -943,10 +1083,21 @@ impl<'a> Client<'a> {
             .timeout_recv_body(Some(opts.timeouts.idle))
             .timeout_global(Some(opts.timeouts.total))
             .proxy(proxy)
+            .tls_config(opts.tls.config()?)
             .build();
+        Ok(Agent::new_with_config(config))
+    }
+
+    fn with_agent(
+        reference: &Reference,
+        opts: &'a PushOptions,
+        agent: Agent,
+        progress: &'a mut dyn FnMut(&str),
+    ) -> Client<'a> {
+        let host = reference.api_host();
         let scheme = if opts.plain_http { "http" } else { "https" };
         Client {
-            agent: Agent::new_with_config(config),
+            agent,
             base: format!("{scheme}://{host}"),
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
@@ -1441,7 +1592,7 @@ impl<'a> Client<'a> {
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) if !self.plain_http => (
                 false,
                 format!(
-                    "the TLS handshake with {registry} failed: if it serves plain HTTP, pass --plain-http (allowed for loopback registries, or when asked for explicitly); registries with a private CA are not supported"
+                    "the TLS handshake with {registry} failed (its certificate, or the client certificate it wants): if a private CA signed it, pass --cert-dir DIR holding that CA as ca.crt (and NAME.cert + NAME.key when it asks for a client certificate), or set SSL_CERT_FILE; --tls-verify=false skips the check for this registry"
                 ),
             ),
             ureq::Error::RequireHttpsOnly(_) => (
@@ -1461,6 +1612,20 @@ impl<'a> Client<'a> {
                 true,
                 format!("is a registry running and listening at {registry}?"),
             ),
+            // rustls's handshake failures arrive as InvalidData: a certificate the trust
+            // store rejects (or a client certificate the server wants) names certificates.
+            ureq::Error::Io(e)
+                if e.kind() == io::ErrorKind::InvalidData
+                    && !self.plain_http
+                    && e.to_string().to_ascii_lowercase().contains("certificate") =>
+            {
+                (
+                    false,
+                    format!(
+                        "the TLS handshake with {registry} failed on a certificate: if a private CA signed the registry's, pass --cert-dir DIR holding that CA as ca.crt (or set SSL_CERT_FILE); if the registry asks for a client certificate, put NAME.cert and NAME.key in that DIR; --tls-verify=false skips the check for this registry"
+                    ),
+                )
+            }
             // rustls reports a handshake with something that is not TLS as InvalidData.
             ureq::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData && !self.plain_http => (
                 false,
@@ -1649,10 +1814,7 @@ impl Puller {
     /// Connects (`GET /v2/`, answering its auth challenge) so an unreachable registry or
     /// refused credentials show before anything is read.
     pub fn connect(reference: &Reference, opts: PushOptions) -> Result<Puller, PushError> {
-        let agent = {
-            let mut noop = |_: &str| {};
-            Client::new(reference, &opts, &mut noop).agent
-        };
+        let agent = Client::agent(reference, &opts)?;
         let puller = Puller {
             reference: reference.clone(),
             opts,
@@ -1673,8 +1835,8 @@ impl Puller {
     ) -> Result<T, PushError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut say = |line: &str| crate::pipeline::progress(line);
-        let mut client = Client::new(&self.reference, &self.opts, &mut say);
-        client.agent = self.agent.clone();
+        let mut client =
+            Client::with_agent(&self.reference, &self.opts, self.agent.clone(), &mut say);
         client.scope = format!("repository:{}:pull", self.reference.repository);
         client.auth = state.0;
         client.tokens = std::mem::take(&mut state.1);
@@ -1760,6 +1922,35 @@ impl Puller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cert_dir_error(files: &[&str]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::write(dir.path().join(f), "not PEM").unwrap();
+        }
+        let tls = TlsOptions {
+            cert_dir: Some(dir.path().to_path_buf()),
+            insecure: false,
+        };
+        match tls.config() {
+            Ok(_) => "accepted".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_cert_dir_pairs_client_certificates_with_keys() {
+        assert!(cert_dir_error(&["client.cert"]).contains("without its key client.key"));
+        assert!(cert_dir_error(&["client.key"]).contains("without its certificate client.cert"));
+        // A CA file that is no PEM names the file.
+        let bad_ca = cert_dir_error(&["ca.crt"]);
+        assert!(
+            bad_ca.contains("ca.crt") && bad_ca.contains("no PEM certificate"),
+            "{bad_ca}"
+        );
+        // Files that are none of the three kinds are ignored, as containers-certs.d does.
+        assert_eq!(cert_dir_error(&["README"]), "accepted");
+    }
 
     #[test]
     fn challenges() {

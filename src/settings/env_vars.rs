@@ -28,6 +28,9 @@ pub mod env {
     pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
     /// Where `~/.docker/config.json` is looked for.
     pub const HOME: &str = "HOME";
+    /// The CA bundle file and directory HTTPS to registries trusts (read by `publish::registry`).
+    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+    pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
     /// `none` runs unsealed; a path names the bubblewrap to use (read by `run::seal`).
     pub const BWRAP: &str = "MAB_BWRAP";
     /// Where private temporary directories go; the gated command gets the caller's own.
@@ -67,6 +70,8 @@ pub mod env {
         XDG_RUNTIME_DIR,
         HOME,
         XDG_CACHE_HOME,
+        SSL_CERT_FILE,
+        SSL_CERT_DIR,
         PUSH_CONNECT_TIMEOUT,
         PUSH_IDLE_TIMEOUT,
         PUSH_TIMEOUT,

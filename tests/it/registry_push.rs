@@ -109,6 +109,7 @@ fn plain(retries: u32) -> PushOptions {
         credentials: None,
         retries,
         timeouts: Default::default(),
+        tls: Default::default(),
     }
 }
 
@@ -1304,7 +1305,7 @@ mod proxy {
 // A Docker token server, and the registry in token mode
 // ---------------------------------------------------------------------------------------
 
-mod token {
+pub(crate) mod token {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;

@@ -154,8 +154,33 @@ fn a_good_index_pushed_by_skopeo_verifies_from_the_registry() {
     assert_eq!(index["path"], format!("{input}@index"));
     // The digest the registry served, as skopeo reads it.
     assert_eq!(index["sha256"], served_digest(&reference, None));
+    // Progress: each layer of a MiB or more gets a line with its size and throughput.
+    let metered = |stderr: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(" blob sha256:") && l.ends_with("/s"))
+            .count()
+    };
+    assert!(metered(&out.stderr) >= 1, "{}", out.stderr);
+    let quiet = verify(dir.path(), &["--plain-http", "--quiet", &input]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(metered(&quiet.stderr), 0, "{}", quiet.stderr);
     let images = image_artifacts(&report);
     assert_eq!(images.len(), support::images::images().multi_rows.len());
+    // --platform with --expect: index.expected still sees every platform the index holds.
+    let mut args = vec!["--plain-http".to_string(), "--platform".into()];
+    args.push(images[0]["platform"].as_str().unwrap().to_string());
+    for img in &images {
+        args.push("--expect".into());
+        args.push(img["platform"].as_str().unwrap().to_string());
+    }
+    args.push(input.clone());
+    let one = verify(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(one.code, 0, "{}\n{}", one.stdout, one.stderr);
+    assert_eq!(image_artifacts(&one.json()).len(), 1);
     for img in images {
         for id in ["blob.digest", "index.platform", "image.config-platform"] {
             assert_eq!(status_of(img, id), "pass", "{id} of {img:#}");
@@ -509,4 +534,256 @@ fn credential_helpers_and_podman_auth_json() {
         cmd.env("XDG_RUNTIME_DIR", &runtime);
     });
     assert_eq!(podman.code, 0, "{}", podman.stderr);
+}
+
+/// `openssl` with `args`, in `dir`; panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA made here, a server certificate for 127.0.0.1 and a client certificate, all P-256.
+fn test_pki(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mab test CA",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, crt, extfile, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+            format!("/CN={name}"),
+        );
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+            ],
+        );
+    }
+}
+
+/// A docker-registry serving HTTPS with the test CA's server certificate; with
+/// `client_auth`, it also requires a client certificate signed by that CA.
+fn tls_registry(pki: &Path, client_auth: bool) -> Registry {
+    let pki = pki.to_path_buf();
+    Registry::start_with(move |_| {
+        let mut block = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            pki.join("server.crt").display(),
+            pki.join("server.key").display()
+        );
+        if client_auth {
+            block.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                pki.join("ca.crt").display()
+            ));
+        }
+        block
+    })
+}
+
+#[test]
+fn tls_with_a_test_ca_and_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    test_pki(&pki);
+    // containers-certs.d layouts: the CA alone, and the CA with a client pair.
+    let ca_only = dir.path().join("ca-only");
+    let with_client = dir.path().join("with-client");
+    for d in [&ca_only, &with_client] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::copy(pki.join("ca.crt"), d.join("ca.crt")).unwrap();
+    }
+    std::fs::copy(pki.join("client.crt"), with_client.join("client.cert")).unwrap();
+    std::fs::copy(pki.join("client.key"), with_client.join("client.key")).unwrap();
+
+    let reg = tls_registry(&pki, false);
+    let reference = format!("{}/tls:v1", reg.addr);
+    harness::skopeo(&[
+        "copy",
+        "--all",
+        &format!("--dest-cert-dir={}", ca_only.display()),
+        &format!("oci:{}:latest", nested().display()),
+        &format!("docker://{reference}"),
+    ]);
+    let input = format!("docker://{reference}");
+    let ca_dir = ca_only.display().to_string();
+
+    let untrusted = verify(dir.path(), &[&input]);
+    assert_eq!(untrusted.code, 3, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("--cert-dir"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(
+        untrusted.stderr.contains("--tls-verify=false"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(
+        !untrusted.stderr.contains("--plain-http"),
+        "{}",
+        untrusted.stderr
+    );
+
+    for args in [
+        vec!["--cert-dir", ca_dir.as_str(), input.as_str()],
+        vec!["--tls-verify=false", input.as_str()],
+    ] {
+        let out = verify(dir.path(), &args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+    }
+    let mut cmd = isolated(dir.path());
+    cmd.env("SSL_CERT_FILE", pki.join("ca.crt"))
+        .args(["--format", "json", "--no-run", &input]);
+    let from_env = harness::run_cmd(cmd);
+    assert_eq!(from_env.code, 0, "{}", from_env.stderr);
+    drop(reg);
+
+    // Client-certificate auth: the CA alone is refused, the client pair is let in.
+    let reg = tls_registry(&pki, true);
+    let reference = format!("{}/mtls:v1", reg.addr);
+    harness::skopeo(&[
+        "copy",
+        "--all",
+        &format!("--dest-cert-dir={}", with_client.display()),
+        &format!("oci:{}:latest", nested().display()),
+        &format!("docker://{reference}"),
+    ]);
+    let input = format!("docker://{reference}");
+    let refused = verify(dir.path(), &["--cert-dir", &ca_dir, &input]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("NAME.cert"), "{}", refused.stderr);
+    let admitted = verify(
+        dir.path(),
+        &["--cert-dir", &with_client.display().to_string(), &input],
+    );
+    assert_eq!(admitted.code, 0, "{}", admitted.stderr);
+}
+
+#[test]
+fn gate_and_push_take_local_transports_and_refuse_registry_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = nested_archive(dir.path());
+    let mut cmd = isolated(dir.path());
+    cmd.args(["gate", "--no-run", "-q"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .args(["--", "sh", "-c", "test -f \"$MAB_VERIFIED_PATH\""]);
+    let gated = harness::run_cmd(cmd);
+    assert_eq!(gated.code, 0, "{}", gated.stderr);
+
+    let mut cmd = isolated(dir.path());
+    cmd.args([
+        "push",
+        "--no-run",
+        "docker://127.0.0.1:9/app:1",
+        "127.0.0.1:9/app:2",
+    ]);
+    let pushed = harness::run_cmd(cmd);
+    assert_eq!(pushed.code, 2, "{}", pushed.stderr);
+    assert!(
+        pushed.stderr.contains("already in a registry"),
+        "{}",
+        pushed.stderr
+    );
+
+    let mut cmd = isolated(dir.path());
+    cmd.args(["push", "--no-run"])
+        .arg(format!("oci-archive:{}:latest", archive.display()))
+        .arg("127.0.0.1:9/app:2");
+    let named = harness::run_cmd(cmd);
+    assert_eq!(named.code, 2, "{}", named.stderr);
+    assert!(named.stderr.contains("without :NAME"), "{}", named.stderr);
+}
+
+#[test]
+fn token_auth_asks_only_for_pull() {
+    use crate::registry_push::token;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = token::TokenServer::start(USER, PASSWORD);
+    let reg = token::start_registry(&tokens);
+    let reference = format!("{}/org/pulled:v1", reg.addr);
+    let creds = format!("{USER}:{PASSWORD}");
+    skopeo_push(
+        &format!("oci:{}:latest", nested().display()),
+        &reference,
+        Some(&creds),
+    );
+    let before = tokens.requests().len();
+    let input = format!("docker://{reference}");
+    let out = verify(dir.path(), &["--plain-http", "--creds", &creds, &input]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("eyJ"),
+        "a token leaked: {}",
+        out.stderr
+    );
+    let ours = &tokens.requests()[before..];
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0].user.as_deref(), Some(USER));
+    assert_eq!(ours[0].scopes, ["repository:org/pulled:pull"]);
+
+    let wrong = verify(
+        dir.path(),
+        &["--plain-http", "--creds", &format!("{USER}:wrong"), &input],
+    );
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("token server"), "{}", wrong.stderr);
 }
