@@ -4,7 +4,7 @@ use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
 use crate::pipeline::fingerprint::fingerprint;
 use crate::pipeline::progress;
-use crate::pipeline::verify_one;
+use crate::pipeline::verify_one_to;
 use crate::report::Verdict;
 use crate::settings::Settings;
 use std::path::Path;
@@ -48,7 +48,7 @@ pub fn push(
     let credentials = auth::resolve_credentials(&target.registry, creds)
         .map_err(|e| Error::Registry(Box::new(e)))?;
     let before = fingerprint(artifact)?;
-    let report = verify_one(artifact, &options)?;
+    let report = verify_one_to(artifact, &options, Some(reference))?;
     if report.verdict == Verdict::Fail {
         return Err(Error::NotVerified {
             path: artifact.to_path_buf(),

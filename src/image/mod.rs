@@ -258,6 +258,45 @@ pub struct ImageSet {
     pub images: Vec<ImageFacts>,
     /// Index and manifest blobs (layer and config blobs sit with their image).
     pub blobs: Vec<BlobFacts>,
+    /// What a registry knows this input by (OCI only): the one descriptor `index.json`
+    /// lists, or `index.json` itself when it lists several.
+    pub root: Option<RootDescriptor>,
+}
+
+/// The digest, size, media type and tag of what an OCI input publishes.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RootDescriptor {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    /// `org.opencontainers.image.ref.name` of that descriptor.
+    pub ref_name: Option<String>,
+}
+
+impl RootDescriptor {
+    /// The root of an OCI layout whose `index.json` is `bytes` and parses as `index`.
+    pub fn of_layout(bytes: &[u8], index: &docs::Index) -> RootDescriptor {
+        match index.manifests.as_slice() {
+            [only] => RootDescriptor {
+                digest: only.digest.clone(),
+                size: only.size,
+                media_type: only.media_type.clone(),
+                ref_name: only
+                    .annotations
+                    .get(crate::write::layout::REF_NAME)
+                    .cloned(),
+            },
+            _ => RootDescriptor {
+                digest: format!("sha256:{}", crate::inspect::sha256_hex(bytes)),
+                size: bytes.len() as u64,
+                media_type: index
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| docs::OCI_INDEX.to_string()),
+                ref_name: None,
+            },
+        }
+    }
 }
 
 /// Receives each layer's bytes during the single read, so `assemble` can write them out
@@ -368,6 +407,7 @@ fn read_with(
         entries: Vec::new(),
         images: Vec::new(),
         blobs: Vec::new(),
+        root: None,
     };
     let mut ctx = Ctx {
         source: &source,
@@ -566,6 +606,7 @@ fn read_oci(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError>
         .read_doc("index.json", "index.json", ctx.opts.limits.max_json)?
         .ok_or_else(|| ImageError::Hostile("index.json is missing: not an OCI layout".into()))?;
     let index: Index = docs::parse(&index_bytes, "index.json").map_err(ImageError::Hostile)?;
+    set.root = Some(RootDescriptor::of_layout(&index_bytes, &index));
     let media_type = index
         .media_type
         .clone()

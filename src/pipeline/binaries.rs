@@ -203,5 +203,6 @@ fn artifact(p: Prepared, run: RunReport, options: &Settings) -> Artifact {
         closure: p.closure,
         run,
         checks,
+        subject: None,
     }
 }

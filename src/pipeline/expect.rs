@@ -108,5 +108,6 @@ pub(crate) fn expected_set(present: &[Platform], options: &Settings) -> Artifact
         },
         // A binary of no expected platform already fails elf.machine: only absence counts here.
         checks: vec![crate::check::image::expected(present, &expected, true)],
+        subject: None,
     }
 }

@@ -47,8 +47,14 @@ pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) ->
     Some(Artifact {
         path: format!("{input}@index"),
         resolved_path: input.to_string(),
-        sha256: String::new(),
-        size: 0,
+        // What a registry knows the input by (`index.json`'s one descriptor, or index.json).
+        sha256: set
+            .root
+            .as_ref()
+            .and_then(|r| crate::image::docs::check_digest(&r.digest).ok())
+            .unwrap_or_default()
+            .to_string(),
+        size: set.root.as_ref().map_or(0, |r| r.size),
         kind: "index",
         platform: None,
         expected: None,
@@ -59,6 +65,7 @@ pub(crate) fn index_artifact(input: &str, set: &ImageSet, options: &Settings) ->
             reason: "an index has nothing to run".into(),
         },
         checks: results,
+        subject: None,
     })
 }
 
@@ -75,6 +82,7 @@ pub fn read_push_script(
         entries: Vec::new(),
         images: Vec::new(),
         blobs: Vec::new(),
+        root: None,
     };
     for archive in &script.archives {
         let named = |e: crate::image::ImageError| {
