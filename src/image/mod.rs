@@ -293,7 +293,17 @@ impl RootDescriptor {
                     .media_type
                     .clone()
                     .unwrap_or_else(|| docs::OCI_INDEX.to_string()),
-                ref_name: None,
+                // Every entry under one name (a layout of one tag's platforms): that is its tag.
+                ref_name: index
+                    .manifests
+                    .first()
+                    .and_then(|d| d.annotations.get(crate::write::layout::REF_NAME))
+                    .filter(|name| {
+                        index.manifests.iter().all(|d| {
+                            d.annotations.get(crate::write::layout::REF_NAME) == Some(*name)
+                        })
+                    })
+                    .cloned(),
             },
         }
     }
