@@ -260,7 +260,7 @@ pub struct VerifyFlags {
     /// Config file [default: ./mab.toml when present].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
+    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown, junit or attestation; repeatable.
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<ReportSpec>,
     /// Report format on stdout.
@@ -281,6 +281,7 @@ pub enum ReportFormat {
     Json,
     Markdown,
     Junit,
+    Attestation,
 }
 
 impl ReportFormat {
@@ -290,6 +291,7 @@ impl ReportFormat {
             ReportFormat::Json => "json",
             ReportFormat::Markdown => "markdown",
             ReportFormat::Junit => "junit",
+            ReportFormat::Attestation => "attestation",
         }
     }
 }
@@ -304,10 +306,10 @@ pub struct ReportSpec {
 /// Why a `--report` value is not `FORMAT=FILE`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportSpecError {
-    #[error("write FORMAT=FILE with FORMAT one of human, json, markdown, junit")]
+    #[error("write FORMAT=FILE with FORMAT one of human, json, markdown, junit, attestation")]
     Shape,
     #[error(
-        "unknown format {0}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit"
+        "unknown format {0}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit, attestation"
     )]
     Format(String),
 }
@@ -321,6 +323,7 @@ impl std::str::FromStr for ReportSpec {
             "json" => ReportFormat::Json,
             "markdown" | "md" => ReportFormat::Markdown,
             "junit" => ReportFormat::Junit,
+            "attestation" | "in-toto" => ReportFormat::Attestation,
             other => return Err(ReportSpecError::Format(other.to_string())),
         };
         if file.is_empty() {

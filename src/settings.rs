@@ -77,6 +77,8 @@ pub struct OutputSettings {
     pub reports: Vec<ReportSpec>,
     /// Running in GitHub Actions: annotations, and the step summary file if one is named.
     pub github: Option<Option<PathBuf>>,
+    /// What the verification demanded, for `--report attestation=FILE`.
+    pub policy: crate::report::attestation::Policy,
 }
 
 /// The run settings of one platform, every layer applied.
@@ -196,6 +198,7 @@ impl Settings {
         if flags.require_sealed && !flags.no_run {
             crate::run::seal::require_sealed()?;
         }
+        let expected_platforms = expects.iter().map(|e| e.platform.oci()).collect();
         Ok(Settings {
             expects,
             platform_filter: flags
@@ -223,6 +226,13 @@ impl Settings {
                 reports: flags.reports.clone(),
                 github: (std::env::var(env::GITHUB_ACTIONS).is_ok_and(|v| v == "true"))
                     .then(|| std::env::var_os(env::GITHUB_STEP_SUMMARY).map(PathBuf::from)),
+                policy: crate::report::attestation::Policy {
+                    expected_platforms,
+                    allow_extra: flags.allow_extra,
+                    require_run: flags.require_run,
+                    no_run: flags.no_run,
+                    strict: flags.strict,
+                },
             },
             source_date_epoch,
             run: RunLayers {

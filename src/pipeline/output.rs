@@ -24,7 +24,7 @@ pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
     print!("{text}");
     let mut unwritten = None;
     for spec in &output.reports {
-        if let Err(e) = write_report(report, spec) {
+        if let Err(e) = write_report(report, spec, output) {
             eprintln!("mab-verify: error: {e}");
             unwritten.get_or_insert(e);
         }
@@ -58,7 +58,7 @@ pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
 }
 
 /// One `--report FORMAT=FILE`.
-fn write_report(report: &Report, spec: &ReportSpec) -> Result<()> {
+fn write_report(report: &Report, spec: &ReportSpec, output: &OutputSettings) -> Result<()> {
     let text = match spec.format {
         ReportFormat::Human => report::human::render(
             report,
@@ -69,6 +69,7 @@ fn write_report(report: &Report, spec: &ReportSpec) -> Result<()> {
         ),
         ReportFormat::Json => report::json::render(report),
         ReportFormat::Markdown => report::markdown::render(report),
+        ReportFormat::Attestation => report::attestation::render(report, &output.policy),
         ReportFormat::Junit => {
             report::junit::mark_written();
             report::junit::render(report)

@@ -1,5 +1,6 @@
 //! The report model every output format is built from: artifacts, their facts and check results.
 
+pub mod attestation;
 pub mod github;
 pub mod human;
 pub mod json;

@@ -179,3 +179,15 @@ fn markdown_tables_have_as_many_cells_as_their_header() {
         }
     }
 }
+
+#[test]
+fn attestation_snapshot() {
+    let policy = super::attestation::Policy {
+        expected_platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+        ..Default::default()
+    };
+    let text = super::attestation::render(&reproducible(true), &policy);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["predicate"]["verificationResult"], "FAILED");
+    settings().bind(|| insta::assert_snapshot!("render_attestation", text));
+}

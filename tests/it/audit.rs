@@ -54,6 +54,7 @@ struct Written {
     json: String,
     markdown: String,
     junit: String,
+    attestation: String,
 }
 
 /// `--report` every format into `dir`, run `cmd`.
@@ -61,7 +62,12 @@ fn with_reports(cmd: std::process::Command, dir: &Path) -> Written {
     let file = |name: &str| dir.join(name);
     // Report flags go before `--` (gate) and are read by every command that verifies.
     let mut args: Vec<String> = Vec::new();
-    for (format, name) in [("json", "r.json"), ("markdown", "r.md"), ("junit", "r.xml")] {
+    for (format, name) in [
+        ("json", "r.json"),
+        ("markdown", "r.md"),
+        ("junit", "r.xml"),
+        ("attestation", "r.intoto.json"),
+    ] {
         args.push("--report".into());
         args.push(format!("{format}={}", file(name).display()));
     }
@@ -92,6 +98,7 @@ fn with_reports(cmd: std::process::Command, dir: &Path) -> Written {
         json: read("r.json"),
         markdown: read("r.md"),
         junit: read("r.xml"),
+        attestation: read("r.intoto.json"),
     }
 }
 
@@ -128,6 +135,33 @@ fn assert_names_subject(w: &Written, digest: &str, tag: &str, what: &str) {
         digest
     );
     assert!(index["size"].as_u64().unwrap() > 0);
+
+    // The attestation's subjects are the index and every platform manifest that was verified.
+    let statement: Value = serde_json::from_str(&w.attestation).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(
+        statement["predicateType"],
+        "https://slsa.dev/verification_summary/v1"
+    );
+    let mut attested: Vec<String> = statement["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().unwrap()))
+        .collect();
+    let mut verified: Vec<String> = vec![digest.to_string()];
+    verified.extend(
+        json["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["image"]["digest"].as_str().map(str::to_string)),
+    );
+    attested.sort();
+    verified.sort();
+    assert_eq!(attested, verified, "{what}");
+    assert_eq!(statement["predicate"]["verificationResult"], "PASSED");
+    assert_eq!(statement["predicate"]["timeVerified"], json["generated_at"]);
 }
 
 #[test]
@@ -206,6 +240,7 @@ fn reports_are_byte_identical_across_runs_and_temporary_directories() {
         ("json", &first.json, &second.json),
         ("markdown", &first.markdown, &second.markdown),
         ("junit", &first.junit, &second.junit),
+        ("attestation", &first.attestation, &second.attestation),
     ] {
         assert_eq!(a, b, "{format} differs between two runs");
         for t in [&t1, &t2] {
