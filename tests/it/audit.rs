@@ -92,6 +92,7 @@ fn with_reports(cmd: std::process::Command, dir: &Path) -> Written {
         std::fs::read_to_string(file(name))
             .unwrap_or_else(|e| panic!("{name} not written ({e}): {}", out.stderr))
     };
+    assert_schema_valid(&serde_json::from_str(&read("r.json")).unwrap());
     Written {
         stdout: out.stdout.clone(),
         code: out.code,
@@ -449,5 +450,62 @@ fn the_markdown_audit_renders_as_its_tables() {
     assert!(
         section.contains("  - expected: ") && section.contains("  - found: "),
         "{section}"
+    );
+}
+
+/// Every JSON report this module writes must satisfy the committed schema.
+fn assert_schema_valid(report: &Value) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/report.schema.json"
+    ))
+    .unwrap();
+    let validator = jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not docs/report.schema.json:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn merged_reports_match_the_schema_reproduce_and_keep_every_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for key in ["x86_64-linux", "aarch64-linux"] {
+        let file = dir.path().join(format!("{key}.json"));
+        let mut cmd = command();
+        cmd.args(["--no-run", "--report"])
+            .arg(format!("json={}", file.display()))
+            .arg(images().docker_archive_for(row(key)).unwrap());
+        assert_eq!(run_cmd(cmd).code, 0);
+        files.push(file);
+    }
+    let merge = || {
+        let mut cmd = command();
+        cmd.args(["merge-reports", "--format", "json"]).args(&files);
+        let out = run_cmd(cmd);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let (first, second) = (merge(), merge());
+    assert_eq!(first, second, "merge-reports is reproducible");
+    let merged: Value = serde_json::from_str(&first).unwrap();
+    assert_schema_valid(&merged);
+    let inputs: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            let one: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            one["subjects"][0].clone()
+        })
+        .collect();
+    assert_eq!(
+        merged["subjects"].as_array().unwrap(),
+        &inputs,
+        "each input's own subject"
     );
 }
