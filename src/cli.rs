@@ -96,6 +96,9 @@ pub enum Command {
         /// Allow --plain-http to a registry that is not on this machine.
         #[arg(long, requires = "plain_http")]
         allow_remote_plain_http: bool,
+        /// Also push the audit's in-toto attestation as an OCI referrer of what was pushed.
+        #[arg(long)]
+        attach_attestation: bool,
         #[command(flatten)]
         verify: Box<VerifyFlags>,
     },

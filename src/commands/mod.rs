@@ -80,6 +80,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             password_stdin,
             plain_http,
             allow_remote_plain_http,
+            attach_attestation,
             verify,
         }) => push::push(
             &artifact,
@@ -90,6 +91,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             plain_http,
             allow_remote_plain_http,
             &verify,
+            attach_attestation,
         ),
         Some(Command::MergeReports {
             files,

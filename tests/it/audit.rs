@@ -509,3 +509,84 @@ fn merged_reports_match_the_schema_reproduce_and_keep_every_subject() {
         "each input's own subject"
     );
 }
+
+fn skopeo_raw(source: &str) -> Value {
+    let raw = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            source,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{source}: {}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    serde_json::from_slice(&raw.stdout).unwrap()
+}
+
+#[test]
+fn an_attached_attestation_is_found_by_the_fallback_tag_and_names_what_was_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = assembled(dir.path());
+    let digest = skopeo_digest(&format!("oci-archive:{}", archive.display()));
+    let reg = registry::Registry::start(None);
+    let reference = format!("{}/attested:v1", reg.addr);
+    let mut push = command();
+    push.args(["push", "--plain-http", "--no-run", "--attach-attestation"])
+        .arg(&archive)
+        .arg(&reference);
+    let out = run_cmd(push);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // docker-registry has no referrers API: the OCI 1.1 fallback tag lists the referrer.
+    let tag = digest.replacen(':', "-", 1);
+    let referrers = skopeo_raw(&format!("docker://{}/attested:{tag}", reg.addr));
+    let listed = &referrers["manifests"][0];
+    assert_eq!(listed["artifactType"], "application/vnd.in-toto+json");
+    let manifest_digest = listed["digest"].as_str().unwrap();
+    let manifest = skopeo_raw(&format!("docker://{}/attested@{manifest_digest}", reg.addr));
+    assert_eq!(
+        manifest["subject"]["digest"],
+        digest.as_str(),
+        "subject = the pushed index"
+    );
+    assert_eq!(manifest["artifactType"], "application/vnd.in-toto+json");
+
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let url = format!("http://{}/v2/attested/blobs/{layer}", reg.addr);
+    let bytes = ureq::get(&url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(sha256(&bytes), layer, "the blob is what the manifest says");
+    let statement: Value = serde_json::from_slice(&bytes).unwrap();
+    let subjects: Vec<String> = statement["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().unwrap()))
+        .collect();
+    assert_eq!(subjects[0], digest, "the index first");
+    let index = skopeo_raw(&format!("docker://{reference}"));
+    let mut manifests: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect();
+    let mut attested = subjects[1..].to_vec();
+    manifests.sort();
+    attested.sort();
+    assert_eq!(
+        attested, manifests,
+        "every platform manifest of the pushed index"
+    );
+    assert_eq!(statement["subject"][0]["name"], reference.as_str());
+}
