@@ -122,6 +122,9 @@ pub enum Command {
         /// Allow --plain-http to a registry that is not on this machine.
         #[arg(long, requires = "plain_http")]
         allow_remote_plain_http: bool,
+        /// Also push the audit's in-toto attestation as an OCI referrer of what was pushed.
+        #[arg(long)]
+        attach_attestation: bool,
         #[command(flatten)]
         verify: Box<VerifyFlags>,
     },
@@ -286,7 +289,7 @@ pub struct VerifyFlags {
     /// Config file [default: ./mab.toml when present].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown or junit; repeatable.
+    /// Also write a report: FORMAT=FILE with FORMAT human, json, markdown, junit or attestation; repeatable.
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<ReportSpec>,
     /// Report format on stdout.
@@ -319,6 +322,7 @@ pub enum ReportFormat {
     Json,
     Markdown,
     Junit,
+    Attestation,
 }
 
 impl ReportFormat {
@@ -328,6 +332,7 @@ impl ReportFormat {
             ReportFormat::Json => "json",
             ReportFormat::Markdown => "markdown",
             ReportFormat::Junit => "junit",
+            ReportFormat::Attestation => "attestation",
         }
     }
 }
@@ -342,10 +347,10 @@ pub struct ReportSpec {
 /// Why a `--report` value is not `FORMAT=FILE`.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportSpecError {
-    #[error("write FORMAT=FILE with FORMAT one of human, json, markdown, junit")]
+    #[error("write FORMAT=FILE with FORMAT one of human, json, markdown, junit, attestation")]
     Shape,
     #[error(
-        "unknown format {0}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit"
+        "unknown format {0}: write FORMAT=FILE with FORMAT one of human, json, markdown, junit, attestation"
     )]
     Format(String),
 }
@@ -359,6 +364,7 @@ impl std::str::FromStr for ReportSpec {
             "json" => ReportFormat::Json,
             "markdown" | "md" => ReportFormat::Markdown,
             "junit" => ReportFormat::Junit,
+            "attestation" | "in-toto" => ReportFormat::Attestation,
             other => return Err(ReportSpecError::Format(other.to_string())),
         };
         if file.is_empty() {

@@ -76,6 +76,8 @@ pub struct OutputSettings {
     pub reports: Vec<ReportSpec>,
     /// Running in GitHub Actions: annotations, and the step summary file if one is named.
     pub github: Option<Option<PathBuf>>,
+    /// What the verification demanded, for `--report attestation=FILE`.
+    pub policy: crate::report::attestation::Policy,
 }
 
 /// The run settings of one platform, every layer applied.
@@ -198,6 +200,7 @@ impl Settings {
         if flags.require_sealed && !flags.no_run {
             crate::run::seal::require_sealed()?;
         }
+        let expected_platforms = expects.iter().map(|e| e.platform.oci()).collect();
         Ok(Settings {
             expects,
             platform_filter: flags
@@ -231,6 +234,13 @@ impl Settings {
                 reports: flags.reports.clone(),
                 github: (env::text(env::GITHUB_ACTIONS).is_some_and(|v| v == "true"))
                     .then(|| env::get(env::GITHUB_STEP_SUMMARY).map(PathBuf::from)),
+                policy: crate::report::attestation::Policy {
+                    expected_platforms,
+                    allow_extra: flags.allow_extra,
+                    require_run: flags.require_run,
+                    no_run: flags.no_run,
+                    strict: flags.strict,
+                },
             },
             source_date_epoch,
             run: RunLayers {

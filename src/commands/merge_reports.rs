@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// from every check, so the result is what one run over all targets would have said.
 pub fn merge_reports(paths: &[PathBuf], format: Format, strict: bool) -> Result<u8> {
     let mut inputs = Vec::new();
+    let mut subjects = Vec::new();
     let mut artifacts: Vec<serde_json::Value> = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(p).map_err(|e| Error::input(p, e.to_string()))?;
@@ -24,6 +25,8 @@ pub fn merge_reports(paths: &[PathBuf], format: Format, strict: bool) -> Result<
             ));
         }
         inputs.extend(json["inputs"].as_array().cloned().unwrap_or_default());
+        // Each input keeps the subject its own run named.
+        subjects.extend(json["subjects"].as_array().cloned().unwrap_or_default());
         artifacts.extend(
             json["artifacts"]
                 .as_array()
@@ -51,7 +54,9 @@ pub fn merge_reports(paths: &[PathBuf], format: Format, strict: bool) -> Result<
     let merged = serde_json::json!({
         "schema_version": crate::report::SCHEMA_VERSION,
         "tool": { "name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION") },
+        "generated_at": crate::report::timestamp(),
         "inputs": inputs,
+        "subjects": subjects,
         "artifacts": artifacts,
         "summary": summary,
         "verdict": if failed { "fail" } else { "pass" },
@@ -94,14 +99,15 @@ pub fn merge_reports(paths: &[PathBuf], format: Format, strict: bool) -> Result<
                 }
             }
             println!(
-                "{}: {} artifacts from {} reports, {} checks passed, {} failed, {} warnings, {} skipped",
+                "{}: {} artifacts from {} reports, {} checks passed, {} failed, {} warnings, {} skipped, {} not applicable",
                 if failed { "FAIL" } else { "PASS" },
                 summary.artifacts,
                 paths.len(),
                 summary.pass,
                 summary.fail,
                 summary.warn,
-                summary.skip
+                summary.skip,
+                summary.not_applicable
             );
         }
     }

@@ -18,6 +18,41 @@ use crate::settings::Settings;
 
 pub fn run(cli: Cli) -> Result<u8> {
     settle_allocator();
+    let (inputs, junit) = junit_reports(&cli);
+    let outcome = dispatch(cli);
+    if let Err(e) = &outcome {
+        report::junit::write_error_reports(&inputs, &junit, e);
+    }
+    outcome
+}
+
+/// The inputs and `--report junit=FILE` files of a command that verifies: where the error of
+/// a run that could not complete goes.
+fn junit_reports(cli: &Cli) -> (Vec<String>, Vec<std::path::PathBuf>) {
+    let shown = |p: &std::path::Path| p.display().to_string();
+    let (inputs, flags) = match &cli.command {
+        None => (cli.paths.iter().map(|p| shown(p)).collect(), &cli.verify),
+        Some(Command::Gate {
+            artifact, verify, ..
+        })
+        | Some(Command::Push {
+            artifact, verify, ..
+        }) => (vec![shown(artifact)], &**verify),
+        Some(Command::Assemble { output, verify, .. }) => (vec![shown(output)], &**verify),
+        Some(Command::Build { flake, verify, .. }) => (vec![flake.clone()], &**verify),
+        Some(Command::Demo { out, verify }) => (vec![shown(out)], &**verify),
+        Some(_) => return (Vec::new(), Vec::new()),
+    };
+    let junit = flags
+        .reports
+        .iter()
+        .filter(|r| r.format == crate::cli::ReportFormat::Junit)
+        .map(|r| r.path.clone())
+        .collect();
+    (inputs, junit)
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Some(Command::Completions { shell }) => completions::completions(shell),
         Some(Command::Man) => man::man(),
@@ -49,6 +84,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             password_stdin,
             plain_http,
             allow_remote_plain_http,
+            attach_attestation,
             verify,
         }) => push::push(
             &crate::image::reference::local_artifact(&artifact, "push")?,
@@ -59,6 +95,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             plain_http,
             allow_remote_plain_http,
             &verify,
+            attach_attestation,
         ),
         Some(Command::MergeReports {
             files,

@@ -4,7 +4,7 @@ use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
 use crate::pipeline::fingerprint::{fingerprint, unchanged_since};
 use crate::pipeline::progress;
-use crate::pipeline::verify_one;
+use crate::pipeline::verify_one_to;
 use crate::report::Verdict;
 use crate::settings::Settings;
 use std::path::Path;
@@ -33,6 +33,7 @@ pub fn push(
     plain_http: bool,
     remote_plain_http: bool,
     flags: &VerifyFlags,
+    attach_attestation: bool,
 ) -> Result<u8> {
     use crate::publish::{auth, registry};
     let options = Settings::resolve(flags)?;
@@ -48,7 +49,7 @@ pub fn push(
     let credentials = auth::resolve_credentials(&target.registry, creds)
         .map_err(|e| Error::Registry(Box::new(e)))?;
     let before = fingerprint(artifact)?;
-    let report = verify_one(artifact, &options)?;
+    let report = verify_one_to(artifact, &options, Some(reference))?;
     if report.verdict == Verdict::Fail {
         return Err(Error::NotVerified {
             path: artifact.to_path_buf(),
@@ -103,6 +104,16 @@ pub fn push(
                 outcome.manifests,
                 outcome.fetched_digest
             );
+            if attach_attestation {
+                attach(
+                    &report,
+                    &options,
+                    &layout,
+                    (&root, &media_type),
+                    &target,
+                    &opts,
+                )?;
+            }
             Ok(exit::OK)
         }
         Err(
@@ -117,4 +128,37 @@ pub fn push(
             hint: "check that the registry is reachable and try again".into(),
         }),
     }
+}
+
+/// `--attach-attestation`: the audit's statement as a referrer of the root just pushed.
+fn attach(
+    report: &crate::report::Report,
+    options: &Settings,
+    layout: &Path,
+    (root, media_type): (&str, &str),
+    target: &crate::publish::registry::Reference,
+    opts: &crate::publish::registry::PushOptions,
+) -> Result<()> {
+    let hex = root.trim_start_matches("sha256:");
+    let size = std::fs::metadata(layout.join("blobs/sha256").join(hex))
+        .or_else(|_| std::fs::metadata(layout.join("index.json")))
+        .map(|m| m.len())
+        .map_err(|e| Error::input(layout, e.to_string()))?;
+    let statement = crate::report::attestation::render(report, &options.output.policy);
+    let attached = crate::publish::referrer::attach(
+        statement.as_bytes(),
+        (root, media_type, size),
+        target,
+        opts,
+        &mut |line| progress(line),
+    )
+    .map_err(|e| Error::Environment {
+        what: format!("the attestation was not attached: {e}"),
+        hint: "the image itself was pushed; retry with --attach-attestation".into(),
+    })?;
+    eprintln!(
+        "attached the attestation {} to {root} as a referrer (tag {})",
+        attached.manifest, attached.tag
+    );
+    Ok(())
 }

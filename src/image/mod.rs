@@ -275,6 +275,9 @@ pub struct ImageSet {
     /// Indexes listed by an index other than a layout's `index.json` envelope (which may hold
     /// an OCI index or a Docker list alike), for `index.media-types`.
     pub nested: Vec<IndexEntry>,
+    /// What a registry knows this input by (OCI only): the one descriptor `index.json`
+    /// lists, or `index.json` itself when it lists several.
+    pub root: Option<RootDescriptor>,
 }
 
 /// A manifest that is not an image to run: a buildx attestation (platform unknown/unknown)
@@ -291,6 +294,52 @@ pub struct Attachment {
     pub layer_media_types: Vec<String>,
     #[serde(skip)]
     pub blobs: Vec<BlobFacts>,
+}
+
+/// The digest, size, media type and tag of what an OCI input publishes.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RootDescriptor {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    /// `org.opencontainers.image.ref.name` of that descriptor.
+    pub ref_name: Option<String>,
+}
+
+impl RootDescriptor {
+    /// The root of an OCI layout whose `index.json` is `bytes` and parses as `index`.
+    pub fn of_layout(bytes: &[u8], index: &docs::Index) -> RootDescriptor {
+        match index.manifests.as_slice() {
+            [only] => RootDescriptor {
+                digest: only.digest.clone(),
+                size: only.size,
+                media_type: only.media_type.clone(),
+                ref_name: only
+                    .annotations
+                    .get(crate::write::layout::REF_NAME)
+                    .cloned(),
+            },
+            _ => RootDescriptor {
+                digest: format!("sha256:{}", crate::inspect::sha256_hex(bytes)),
+                size: bytes.len() as u64,
+                media_type: index
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| docs::OCI_INDEX.to_string()),
+                // Every entry under one name (a layout of one tag's platforms): that is its tag.
+                ref_name: index
+                    .manifests
+                    .first()
+                    .and_then(|d| d.annotations.get(crate::write::layout::REF_NAME))
+                    .filter(|name| {
+                        index.manifests.iter().all(|d| {
+                            d.annotations.get(crate::write::layout::REF_NAME) == Some(*name)
+                        })
+                    })
+                    .cloned(),
+            },
+        }
+    }
 }
 
 /// Receives each layer's bytes during the single read, so `assemble` can write them out
@@ -405,6 +454,7 @@ fn read_with(
         blobs: Vec::new(),
         attachments: Vec::new(),
         nested: Vec::new(),
+        root: None,
     };
     let mut ctx = Ctx {
         source: &source,
@@ -668,6 +718,7 @@ fn read_oci(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError>
         set.format = Format::DockerArchive;
         return read_docker_archive(ctx, set);
     }
+    set.root = Some(RootDescriptor::of_layout(&index_bytes, &index));
     let media_type = index
         .media_type
         .clone()

@@ -189,5 +189,6 @@ fn artifact(p: Prepared, run: RunReport, options: &Settings) -> Artifact {
         closure: p.closure,
         run,
         checks,
+        subject: None,
     }
 }

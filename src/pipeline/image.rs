@@ -92,6 +92,10 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
     if let Some(index) = index_artifact(&input, set, options, absent) {
         artifacts.insert(0, index);
     }
+    let subject = crate::report::subject::Subject::of_images(&input, set.root.as_ref(), &artifacts);
+    if let Some(first) = artifacts.first_mut() {
+        first.subject = Some(subject);
+    }
     artifacts
 }
 
@@ -263,6 +267,10 @@ fn image_artifact(
             config_platform: image.config.platform().text(),
             layers: image.layers.clone(),
             entrypoint: entry_path,
+            entrypoint_sha256: entry
+                .as_ref()
+                .and_then(|e| e.facts.as_ref())
+                .map(|f| f.sha256.clone()),
             executables: image.view.executables().count(),
             outliers: outliers
                 .into_iter()
@@ -274,5 +282,6 @@ fn image_artifact(
         closure,
         run,
         checks: results,
+        subject: None,
     }
 }

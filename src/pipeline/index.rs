@@ -67,7 +67,18 @@ pub(crate) fn index_artifact(
         "an index has nothing to run",
         results,
     );
-    artifact.sha256 = served;
+    // Else what a registry would know the input by (`index.json`'s one descriptor, or
+    // index.json itself).
+    artifact.sha256 = if served.is_empty() {
+        set.root
+            .as_ref()
+            .and_then(|r| crate::image::docs::check_digest(&r.digest).ok())
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        served
+    };
+    artifact.size = set.root.as_ref().map_or(0, |r| r.size);
     Some(artifact)
 }
 
@@ -86,6 +97,7 @@ pub fn read_push_script(
         blobs: Vec::new(),
         attachments: Vec::new(),
         nested: Vec::new(),
+        root: None,
     };
     for archive in &script.archives {
         let named = |e: crate::image::ImageError| {

@@ -141,16 +141,28 @@ pub fn progress(message: &str) {
 
 /// Verify one artifact as `mab-verify PATH` would and print its report.
 pub fn verify_one(artifact: &Path, options: &Settings) -> Result<Report> {
+    verify_one_to(artifact, options, None)
+}
+
+/// `verify_one` for a publish: the report's subject names where it goes (`push … REF`).
+pub fn verify_one_to(
+    artifact: &Path,
+    options: &Settings,
+    destination: Option<&str>,
+) -> Result<Report> {
     let input = Input {
         path: artifact.to_path_buf(),
         declared: None,
     };
     let (artifacts, _) = verify_inputs(&[input], options)?;
-    let report = Report::new(
+    let mut report = Report::new(
         vec![artifact.display().to_string()],
         artifacts,
         options.strict,
     );
+    if let Some(to) = destination {
+        report.subjects.iter_mut().for_each(|s| s.publish_to(to));
+    }
     output::print_report(&report, &options.output)?;
     Ok(report)
 }
@@ -190,5 +202,6 @@ pub(crate) fn synthetic(
             reason: not_run.into(),
         },
         checks,
+        subject: None,
     }
 }

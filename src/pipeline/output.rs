@@ -10,18 +10,10 @@ use crate::settings::OutputSettings;
 pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
     let text = match output.format {
         Format::Json => report::json::render(report),
-        Format::Human if output.quiet => report::human::render_quiet(
-            report,
-            report::human::Style {
-                color: output.color,
-            },
-        ),
-        Format::Human => report::human::render(
-            report,
-            report::human::Style {
-                color: output.color,
-            },
-        ),
+        Format::Human if output.quiet => {
+            report::human::render_quiet(report, report::human::Style::stdout(output.color))
+        }
+        Format::Human => report::human::render(report, report::human::Style::stdout(output.color)),
     };
     // File names in the report are data: GitHub must not read workflow commands in them.
     let text = if output.github.is_some() {
@@ -32,7 +24,7 @@ pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
     print!("{text}");
     let mut unwritten = None;
     for spec in &output.reports {
-        if let Err(e) = write_report(report, spec) {
+        if let Err(e) = write_report(report, spec, output) {
             eprintln!("mab-verify: error: {e}");
             unwritten.get_or_insert(e);
         }
@@ -66,12 +58,22 @@ pub fn print_report(report: &Report, output: &OutputSettings) -> Result<()> {
 }
 
 /// One `--report FORMAT=FILE`.
-fn write_report(report: &Report, spec: &ReportSpec) -> Result<()> {
+fn write_report(report: &Report, spec: &ReportSpec, output: &OutputSettings) -> Result<()> {
     let text = match spec.format {
-        ReportFormat::Human => report::human::render(report, report::human::Style { color: false }),
+        ReportFormat::Human => report::human::render(
+            report,
+            report::human::Style {
+                color: false,
+                width: None,
+            },
+        ),
         ReportFormat::Json => report::json::render(report),
         ReportFormat::Markdown => report::markdown::render(report),
-        ReportFormat::Junit => report::junit::render(report),
+        ReportFormat::Attestation => report::attestation::render(report, &output.policy),
+        ReportFormat::Junit => {
+            report::junit::mark_written();
+            report::junit::render(report)
+        }
     };
     std::fs::write(&spec.path, text).map_err(|source| Error::ReportWrite {
         format: spec.format.as_str(),

@@ -2,4 +2,5 @@
 
 pub mod auth;
 pub mod place;
+pub mod referrer;
 pub mod registry;

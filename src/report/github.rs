@@ -41,7 +41,31 @@ pub fn fence(text: &str) -> String {
     out
 }
 
+/// `path` relative to the checkout (the working directory in Actions), when it lies inside it:
+/// only such paths can be shown on the file in a pull request. No line is known for a binary.
+fn repo_file(path: &str, cwd: Option<&std::path::Path>) -> Option<String> {
+    use std::path::{Component, Path};
+    let cwd = cwd?;
+    let p = Path::new(path);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    let rel = abs.strip_prefix(cwd).ok()?;
+    let inside = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    (inside && !rel.as_os_str().is_empty() && abs.exists())
+        .then(|| rel.to_string_lossy().trim_start_matches("./").to_string())
+}
+
 pub fn annotations(report: &Report) -> String {
+    annotations_from(report, std::env::current_dir().ok())
+}
+
+/// Annotations with `file=` relative to `cwd` (the repository checkout).
+pub fn annotations_from(report: &Report, cwd: Option<std::path::PathBuf>) -> String {
     let mut out = String::new();
     for a in &report.artifacts {
         for c in a
@@ -58,8 +82,11 @@ pub fn annotations(report: &Report) -> String {
             if let Some(fix) = &c.hint {
                 body.push_str(&format!("\nfix: {fix}"));
             }
+            let file = repo_file(&a.resolved_path, cwd.as_deref())
+                .map(|f| format!("file={},", escape(&f, true)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "::{level} title={}::{}\n",
+                "::{level} {file}title={}::{}\n",
                 escape(&format!("{} {}", c.id, a.path), true),
                 escape(&body, false)
             ));
@@ -70,6 +97,35 @@ pub fn annotations(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_is_given_only_for_paths_inside_the_checkout() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("out")).unwrap();
+        std::fs::write(repo.path().join("out/app,1.tar"), b"x").unwrap();
+        let cwd = Some(repo.path());
+        assert_eq!(
+            super::repo_file("out/app,1.tar", cwd).as_deref(),
+            Some("out/app,1.tar")
+        );
+        let abs = repo.path().join("out/app,1.tar").display().to_string();
+        assert_eq!(
+            super::repo_file(&abs, cwd).as_deref(),
+            Some("out/app,1.tar")
+        );
+        assert_eq!(super::repo_file("../elsewhere", cwd), None);
+        assert_eq!(super::repo_file("/etc/passwd", cwd), None);
+        assert_eq!(super::repo_file("out/missing", cwd), None);
+        let mut r = crate::report::sample::multi_arch(true);
+        for a in &mut r.artifacts {
+            a.resolved_path = "out/app,1.tar".into();
+        }
+        let notes = super::annotations_from(&r, Some(repo.path().to_path_buf()));
+        assert!(
+            notes.starts_with("::error file=out/app%2C1.tar,title=elf.machine "),
+            "{notes}"
+        );
+    }
+
     #[test]
     fn data_and_properties_are_escaped_as_github_reads_them() {
         let hostile = "a%b\r\n::error title=x::y, z:w";

@@ -8,9 +8,19 @@ use std::fmt::Write;
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
+    /// The terminal's width: a matrix wider than this shows check groups, not checks.
+    pub width: Option<usize>,
 }
 
 impl Style {
+    /// For stdout: its terminal's width when it is one.
+    pub fn stdout(color: bool) -> Style {
+        Style {
+            color,
+            width: terminal_width(),
+        }
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -54,10 +64,39 @@ fn cell(check: Option<&crate::check::CheckResult>) -> (&'static str, Status) {
     }
 }
 
+/// A group's worst check as a cell; `skip` only when a user could fix it (a hint).
+fn group_cell(a: &Artifact, group: &str) -> (&'static str, Status) {
+    let worst = a
+        .checks
+        .iter()
+        .filter(|c| super::group_of(c.id) == group)
+        .max_by_key(|c| match (c.status, c.hint.is_some()) {
+            (Status::Fail, _) => 5,
+            (Status::Warn, _) => 4,
+            (Status::Skip, true) => 3,
+            (Status::Pass, _) => 2,
+            (Status::Skip, false) => 1,
+            (Status::NotApplicable, _) => 0,
+        });
+    cell(worst)
+}
+
+/// The columns of the terminal on stdout, if stdout is one.
+fn terminal_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ only fills the winsize struct it is given.
+    unsafe {
+        let mut size: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_col > 0)
+            .then_some(usize::from(size.ws_col))
+    }
+}
+
 pub fn render(report: &Report, style: Style) -> String {
     let mut out = String::new();
-    let cols = report.columns();
-    let name_width = report
+    subjects(&mut out, report);
+    let checks = report.columns();
+    let groups = report.groups();
+    let mut name_width = report
         .artifacts
         .iter()
         .map(|a| a.path.chars().count())
@@ -71,6 +110,23 @@ pub fn render(report: &Report, style: Style) -> String {
         .max()
         .unwrap_or(8)
         .max(8);
+    let line_width = |cols: &[&str]| -> usize {
+        name_width
+            + 2
+            + platform_width
+            + cols
+                .iter()
+                .map(|c| 2 + header(c).len().max(4))
+                .sum::<usize>()
+    };
+    // Too wide for the terminal: one column per group (binaries, closure, run, image, index).
+    let grouped = style.width.is_some_and(|w| line_width(&checks) > w);
+    let cols = if grouped { groups } else { checks };
+    // Still too wide: the artifact names give way (shortened from the left, as paths are).
+    if let Some(w) = style.width {
+        let over = line_width(&cols).saturating_sub(w);
+        name_width = name_width.saturating_sub(over).max(12.min(name_width));
+    }
     let widths: Vec<usize> = cols.iter().map(|c| header(c).len().max(4)).collect();
 
     let noun = if only_binaries(report) {
@@ -91,7 +147,11 @@ pub fn render(report: &Report, style: Style) -> String {
             platform_cell(a)
         );
         for (c, w) in cols.iter().zip(&widths) {
-            let (text, s) = cell(a.checks.iter().find(|r| r.id == *c));
+            let (text, s) = if grouped {
+                group_cell(a, c)
+            } else {
+                cell(a.checks.iter().find(|r| r.id == *c))
+            };
             let padded = format!("{text:<w$}");
             let _ = write!(out, "  {}", style.status(s, &padded));
         }
@@ -283,4 +343,29 @@ fn summary(out: &mut String, report: &Report, style: Style) {
         s.warn,
         s.skip
     );
+}
+
+/// What was verified, before anything else: the input, its digest and tag, each platform's
+/// manifest, config and entrypoint.
+fn subjects(out: &mut String, report: &Report) {
+    for s in &report.subjects {
+        let _ = writeln!(out, "subject {}: {}", s.input, s.headline());
+        if s.kind == "files" {
+            continue;
+        }
+        for p in &s.platforms {
+            let _ = writeln!(
+                out,
+                "    {}  manifest {} · config {} · entrypoint {} sha256:{}",
+                p.platform,
+                p.manifest.as_deref().unwrap_or("-"),
+                p.config.as_deref().unwrap_or("-"),
+                p.entrypoint.as_deref().unwrap_or("-"),
+                p.entrypoint_sha256.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+    if !report.subjects.is_empty() {
+        out.push('\n');
+    }
 }

@@ -6,5 +6,5 @@ pub fn render(report: &Report) -> String {
     let mut text =
         serde_json::to_string_pretty(report).expect("the report model always serialises");
     text.push('\n');
-    text
+    report.anonymise(&text)
 }

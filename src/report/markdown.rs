@@ -1,5 +1,6 @@
-//! Release audit in Markdown: a platform × check matrix, then per platform what was published
-//! (digests, layers, binaries, loaders, libraries) and how it ran.
+//! Release audit in Markdown: the subject, a platform × check-group matrix, the failures, then
+//! per platform what was published (digests, layers, binaries, loaders, libraries), how it ran
+//! and every check.
 
 use super::{Artifact, Report, Verdict};
 use crate::check::Status;
@@ -43,6 +44,7 @@ pub fn render(report: &Report) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    subjects(&mut out, report);
     let s = &report.summary;
     let not_applicable = match s.not_applicable {
         0 => String::new(),
@@ -54,14 +56,13 @@ pub fn render(report: &Report) -> String {
         s.artifacts, s.pass, s.fail, s.warn, s.skip
     );
 
-    let cols = report.columns();
-    let _ = writeln!(out, "| platform | artifact | {} |", cols.join(" | "));
-    let _ = writeln!(out, "|---|---|{}", "---|".repeat(cols.len()));
+    // One column per check group keeps the table readable on any screen; the per-platform
+    // detail below lists every check.
+    let groups = report.groups();
+    let _ = writeln!(out, "| platform | artifact | {} |", groups.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---|".repeat(groups.len()));
     for a in &report.artifacts {
-        let marks: Vec<&str> = cols
-            .iter()
-            .map(|c| mark(a.checks.iter().find(|r| r.id == *c).map(|r| r.status)))
-            .collect();
+        let marks: Vec<&str> = groups.iter().map(|g| mark(a.group_status(g))).collect();
         let _ = writeln!(
             out,
             "| {} | `{}` | {} |",
@@ -70,7 +71,10 @@ pub fn render(report: &Report) -> String {
             marks.join(" | ")
         );
     }
-    out.push('\n');
+    let _ = writeln!(
+        out,
+        "\n✅ pass · ❌ fail · ⚠️ warning · ⏭️ could not be checked here · ➖ does not apply · · no such check\n"
+    );
 
     let problems: Vec<(&Artifact, &crate::check::CheckResult)> = report
         .artifacts
@@ -83,7 +87,7 @@ pub fn render(report: &Report) -> String {
         })
         .collect();
     if !problems.is_empty() {
-        let _ = writeln!(out, "## Findings\n");
+        let _ = writeln!(out, "## Failures\n");
         for (a, c) in problems {
             let _ = writeln!(
                 out,
@@ -100,11 +104,11 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
 
-    let _ = writeln!(out, "## Artifacts\n");
+    let _ = writeln!(out, "## Per-platform detail\n");
     for a in &report.artifacts {
         details(&mut out, a);
     }
-    out
+    report.anonymise(&out)
 }
 
 fn details(out: &mut String, a: &Artifact) {
@@ -202,6 +206,86 @@ fn details(out: &mut String, a: &Artifact) {
         RunReport::NotRun { reason } => {
             let _ = writeln!(out, "- run: not run ({})", cell(reason));
         }
+    }
+    let _ = writeln!(out, "- checks:");
+    for c in &a.checks {
+        let _ = writeln!(
+            out,
+            "  - {} `{}` {}",
+            mark(Some(c.status)),
+            c.id,
+            cell(&c.message)
+        );
+    }
+    out.push('\n');
+}
+
+/// What was verified, first: per input its digest, size, media type and tag, and per platform
+/// the manifest, config and entrypoint digests.
+fn subjects(out: &mut String, report: &Report) {
+    if report.subjects.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Subject\n");
+    for s in &report.subjects {
+        let _ = writeln!(out, "- input: `{}`", cell(&s.input));
+        let _ = writeln!(out, "  - kind: {}", s.kind);
+        if let Some(d) = &s.digest {
+            let _ = writeln!(out, "  - digest: `{d}`");
+        }
+        if let Some(n) = s.size {
+            let _ = writeln!(out, "  - size: {n} bytes");
+        }
+        if let Some(m) = &s.media_type {
+            let _ = writeln!(out, "  - media type: `{}`", cell(m));
+        }
+        if let Some(t) = &s.tag {
+            let _ = writeln!(out, "  - tag: `{}`", cell(t));
+        }
+        if let Some(r) = &s.reference {
+            let _ = writeln!(out, "  - published to: `{}`", cell(r));
+        }
+        for a in &s.attestations {
+            let _ = writeln!(out, "  - attestation: `{}`", cell(a));
+        }
+        if s.platforms.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out);
+        if s.kind == "files" {
+            let _ = writeln!(out, "| platform | binary | sha256 |");
+            let _ = writeln!(out, "|---|---|---|");
+            for p in &s.platforms {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | `{}` | `{}` |",
+                    cell(&p.platform),
+                    cell(p.entrypoint.as_deref().unwrap_or("-")),
+                    p.entrypoint_sha256.as_deref().unwrap_or("-")
+                );
+            }
+        } else {
+            let _ = writeln!(
+                out,
+                "| platform | manifest | config | entrypoint | entrypoint sha256 |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|");
+            for p in &s.platforms {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | `{}` | `{}` | `{}` | `{}` |",
+                    cell(&p.platform),
+                    p.manifest.as_deref().unwrap_or("-"),
+                    p.config.as_deref().unwrap_or("-"),
+                    cell(p.entrypoint.as_deref().unwrap_or("-")),
+                    p.entrypoint_sha256.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        let _ = writeln!(out);
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
     }
     out.push('\n');
 }

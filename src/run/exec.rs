@@ -43,6 +43,8 @@ pub struct Captured {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub timed_out: bool,
+    /// Varies run to run: reports carry it in their host section only.
+    #[serde(skip)]
     pub duration_ms: u64,
     pub stdout: String,
     pub stderr: String,

@@ -5,6 +5,7 @@ mod nix_versions;
 mod support;
 
 mod assemble;
+mod audit;
 mod build;
 mod catalogue;
 mod demo_out;

@@ -167,7 +167,7 @@ fn github_actions_get_annotations_and_a_step_summary() {
     assert!(
         out.stdout
             .lines()
-            .any(|l| l.starts_with("::error title=image.config-platform")),
+            .any(|l| l.starts_with("::error ") && l.contains("title=image.config-platform")),
         "{}",
         out.stdout
     );
