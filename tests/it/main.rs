@@ -6,6 +6,7 @@ mod support;
 
 mod assemble;
 mod build;
+mod cache;
 mod catalogue;
 mod demo_out;
 mod fixtures_smoke;
