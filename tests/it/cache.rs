@@ -349,3 +349,65 @@ fn xdg_cache_home_is_the_default_place() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!entries(&home.path().join("mab-verify")).is_empty());
 }
+
+/// `assemble` reads each input layer once and keeps its facts under the digest it writes;
+/// its own verification, `gate` and `push` of the result then only hash the blobs.
+#[test]
+fn assemble_gate_and_push_inflate_each_layer_once() {
+    use crate::support::{images::MULTI_ROWS, row};
+    let dir = TempDir::new().unwrap();
+    let cache = dir.path().join("cache");
+    let archive = dir.path().join("app.oci.tar");
+    let with_cache = |cmd: &mut std::process::Command| {
+        cmd.args(["--format", "json", "--cache-dir"]).arg(&cache);
+    };
+    let mut assemble = harness::command();
+    assemble.arg("assemble").arg("-o").arg(&archive);
+    with_cache(&mut assemble);
+    for key in MULTI_ROWS {
+        assemble.arg(images().docker_archive_for(row(key)).unwrap());
+    }
+    let assembled = harness::run_cmd(assemble);
+    assert_eq!(assembled.code, 0, "{}", assembled.stderr);
+    let (hits, all) = cache_hits(&assembled);
+    assert_eq!(
+        (hits, all),
+        (2 * MULTI_ROWS.len(), 2 * MULTI_ROWS.len()),
+        "assemble's own verification took the facts its single read kept"
+    );
+
+    let mut gate = harness::command();
+    gate.arg("gate").arg(&archive);
+    with_cache(&mut gate);
+    gate.args(["--", "true"]);
+    let gated = harness::run_cmd(gate);
+    assert_eq!(gated.code, 0, "{}", gated.stderr);
+    let (hits, all) = cache_hits(&gated);
+    assert_eq!(hits, all, "gate: {}", gated.stderr);
+    let mut cold = harness::command();
+    cold.arg("gate")
+        .arg(&archive)
+        .args(["--format", "json", "--no-cache", "--", "true"]);
+    let cold = harness::run_cmd(cold);
+    assert_same(
+        &normalized(&gated),
+        &normalized(&cold),
+        "gate warm vs --no-cache",
+    );
+
+    let registry = harness::registry::Registry::start(None);
+    let mut push = harness::command();
+    push.arg("push")
+        .arg(&archive)
+        .arg(format!("{}/app:v1", registry.addr))
+        .arg("--plain-http");
+    with_cache(&mut push);
+    let pushed = harness::run_cmd(push);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let (hits, all) = cache_hits(&pushed);
+    assert!(
+        all > 0 && hits == all,
+        "push: {hits} of {all}\n{}",
+        pushed.stderr
+    );
+}
