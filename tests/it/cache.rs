@@ -341,6 +341,13 @@ fn a_changed_setting_misses_and_no_cache_writes_nothing() {
 fn xdg_cache_home_is_the_default_place() {
     let path = &images().multi_layout;
     let home = TempDir::new().unwrap();
+    // Verifying no image creates nothing there.
+    let mut plain = harness::command();
+    plain
+        .env("XDG_CACHE_HOME", home.path())
+        .args(["--no-run", "/bin/true"]);
+    harness::run_cmd(plain);
+    assert!(!home.path().join("mab-verify").exists());
     let mut cmd = harness::command();
     cmd.env("XDG_CACHE_HOME", home.path())
         .args(["--format", "json", "--no-run"])
