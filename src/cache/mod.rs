@@ -101,12 +101,17 @@ impl Cache {
             return Ok(None);
         }
         let (actual, size) = hashing.finish();
-        if actual != digest || size != scan.size || !budget.draw(scan.uncompressed_size) {
+        if actual != digest || size != scan.size {
             return Ok(None);
         }
+        // Binaries first: an entry evicted meanwhile falls back to a full read before the
+        // image's budget is drawn from.
         if let Some(spill) = spill
             && entry::link_binaries(&dir, &scan, spill).is_err()
         {
+            return Ok(None);
+        }
+        if !budget.draw(scan.uncompressed_size) {
             return Ok(None);
         }
         entry::touch(&dir);
