@@ -61,6 +61,9 @@ struct Tee<'a> {
     /// Which input this is, so temp names of inputs read at once do not collide.
     input: usize,
     counter: usize,
+    /// Where each layer's facts are kept under the digest it is written with, so verifying
+    /// the output (and gating and pushing it) does not inflate it again.
+    cache: Option<(&'a crate::cache::Cache, &'a Path)>,
 }
 
 enum Sink {
@@ -137,6 +140,14 @@ impl LayerTee for Tee<'_> {
             }
         };
         std::fs::rename(&temp, self.layout.blob_path(&info.digest))?;
+        if let Some((cache, spill)) = self.cache {
+            // The same tar, stored as written: only the blob's digest, size and compression differ.
+            let mut as_written = scan.clone();
+            as_written.digest = format!("sha256:{}", info.digest.hex());
+            as_written.size = info.size;
+            as_written.compression = info.compression;
+            cache.store(&as_written, Some(spill));
+        }
         self.written.push((image, info));
         Ok(())
     }
@@ -148,6 +159,7 @@ pub fn assemble(
     req: &Request,
     limits: &image::Limits,
     staging: &Path,
+    cache: Option<&crate::cache::Cache>,
 ) -> Result<Assembled, AssembleError> {
     let layout = LayoutWriter::create(staging.join("layout"))
         .map_err(|e| AssembleError::Input(e.to_string()))?;
@@ -158,7 +170,7 @@ pub fn assemble(
         .inputs
         .par_iter()
         .enumerate()
-        .map(|(n, input)| read_input(n, input, req.compression, limits, &layout))
+        .map(|(n, input)| read_input(n, input, req.compression, limits, &layout, cache))
         .collect();
     let mut placed: Vec<(Placed, write::Blob, Vec<LayerInfo>)> = Vec::new();
     for (input, read) in req.inputs.iter().zip(reads) {
@@ -243,6 +255,7 @@ fn read_input(
     compression: Compression,
     limits: &image::Limits,
     layout: &LayoutWriter,
+    cache: Option<&crate::cache::Cache>,
 ) -> Result<InputRead, AssembleError> {
     let bad = |e: image::ImageError| AssembleError::Input(format!("{}: {e}", input.display()));
     let Some((source, format)) = image::detect(input, limits).map_err(bad)? else {
@@ -251,6 +264,14 @@ fn read_input(
             input.display()
         )));
     };
+    // With a cache, the binaries go to it too, for the runs of later verifies.
+    let spill =
+        match cache {
+            Some(_) => Some(tempfile::tempdir().map_err(|e| {
+                AssembleError::Input(format!("creating a temporary directory: {e}"))
+            })?),
+            None => None,
+        };
     let mut tee = Tee {
         layout,
         compression,
@@ -258,11 +279,12 @@ fn read_input(
         current: None,
         input: n,
         counter: 0,
+        cache: cache.zip(spill.as_ref().map(|d| d.path())),
     };
     let set = {
         let mut opts = ReadOptions {
             limits,
-            spill: None,
+            spill: spill.as_ref().map(|d| d.path()),
             tee: Some(&mut tee),
             cache: None,
         };

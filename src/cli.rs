@@ -304,8 +304,8 @@ pub struct VerifyFlags {
     /// Where verified layers' facts are kept [default: $XDG_CACHE_HOME/mab-verify, else ~/.cache/mab-verify].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Read every layer in full and keep nothing in the cache.
-    #[arg(long, conflicts_with = "cache_dir")]
+    /// Read every layer in full and keep nothing in the cache (beats --cache-dir).
+    #[arg(long)]
     pub no_cache: bool,
     /// Largest size of the cache, in bytes (suffixes K, M, G); least recently used entries go first [default: 2G].
     #[arg(long, value_name = "BYTES")]

@@ -114,7 +114,8 @@ pub fn write(
     };
     serde_json::to_writer(&mut out, scan)?;
     out.inner.flush()?;
-    bytes += out.count;
+    // The head itself, at most this long.
+    bytes += out.count + 128;
     let head = format!(
         "mab-verify-cache {FORMAT} {} binaries={} bytes={bytes}\n",
         hex::encode(out.hasher.finalize()),

@@ -41,23 +41,32 @@ pub struct Cache {
 const FORMAT: u32 = 1;
 
 impl Cache {
-    /// Open (creating) the cache for a run with these settings. `None`, with a note on
-    /// stderr, when the directory cannot be made: a cache is a saving, never a requirement.
+    /// The cache for a run with these settings. Nothing is created until a layer is stored,
+    /// so runs that read no image leave no trace.
     pub fn open(settings: &CacheSettings, limits: &Limits, all: bool) -> Option<Cache> {
-        for sub in [entry::ENTRIES, entry::TMP] {
-            if let Err(e) = std::fs::create_dir_all(settings.dir.join(sub)) {
-                crate::pipeline::progress(&format!(
-                    "cache {} cannot be used ({e}); verifying without it",
-                    settings.dir.display()
-                ));
-                return None;
-            }
-        }
         Some(Cache {
             dir: settings.dir.clone(),
             max_bytes: settings.max_bytes,
             salt: salt(limits, all),
         })
+    }
+
+    /// Create the cache's directories; a cache that cannot be made is said once and skipped:
+    /// a cache is a saving, never a requirement.
+    fn prepare(&self) -> bool {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        for sub in [entry::ENTRIES, entry::TMP] {
+            if let Err(e) = std::fs::create_dir_all(self.dir.join(sub)) {
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    crate::pipeline::progress(&format!(
+                        "cache {} cannot be used ({e}); verifying without it",
+                        self.dir.display()
+                    ));
+                }
+                return false;
+            }
+        }
+        true
     }
 
     fn key(&self, digest: &str) -> String {
@@ -92,12 +101,17 @@ impl Cache {
             return Ok(None);
         }
         let (actual, size) = hashing.finish();
-        if actual != digest || size != scan.size || !budget.draw(scan.uncompressed_size) {
+        if actual != digest || size != scan.size {
             return Ok(None);
         }
+        // Binaries first: an entry evicted meanwhile falls back to a full read before the
+        // image's budget is drawn from.
         if let Some(spill) = spill
             && entry::link_binaries(&dir, &scan, spill).is_err()
         {
+            return Ok(None);
+        }
+        if !budget.draw(scan.uncompressed_size) {
             return Ok(None);
         }
         entry::touch(&dir);
@@ -112,7 +126,7 @@ impl Cache {
             return;
         }
         let dir = self.entry_dir(&scan.digest);
-        if entry::usable(&dir, spill.is_some()) {
+        if entry::usable(&dir, spill.is_some()) || !self.prepare() {
             return;
         }
         if entry::write(&self.dir, &dir, scan, spill).is_ok() {

@@ -53,11 +53,13 @@ pub fn assemble(what: Layout, flags: &VerifyFlags) -> Result<u8> {
             source: e,
         })?;
     progress(&format!("assembling {} images…", request.inputs.len()));
-    let assembled = match crate::assemble::assemble(request, &options.limits, staging.path()) {
-        Ok(a) => a,
-        Err(AssembleError::Input(m)) => return Err(Error::Assemble(m)),
-        Err(AssembleError::Refused(m)) => return Err(Error::AssembleRefused(m)),
-    };
+    let cache = pipeline::open_cache(options);
+    let assembled =
+        match crate::assemble::assemble(request, &options.limits, staging.path(), cache.as_ref()) {
+            Ok(a) => a,
+            Err(AssembleError::Input(m)) => return Err(Error::Assemble(m)),
+            Err(AssembleError::Refused(m)) => return Err(Error::AssembleRefused(m)),
+        };
     // Verify exactly what will be published, before it is.
     let spill = if options.no_run {
         None
@@ -77,7 +79,6 @@ pub fn assemble(what: Layout, flags: &VerifyFlags) -> Result<u8> {
     let (source, format) = crate::image::detect(staged, &options.limits)
         .map_err(bad)?
         .ok_or_else(|| Error::input(staged, "the staged output is not an OCI layout"))?;
-    let cache = pipeline::open_cache(options);
     let mut read = crate::image::ReadOptions {
         limits: &options.limits,
         spill: spill.as_ref().map(|d| d.path()),

@@ -368,7 +368,7 @@ fn assemble(
         AssembleError::Refused(m) => Ok(Some(m)),
         AssembleError::Input(m) => Err(Error::input(out, m)),
     };
-    let assembled = match assemble::assemble(&request, &options.limits, scratch.path()) {
+    let assembled = match assemble::assemble(&request, &options.limits, scratch.path(), None) {
         Ok(a) => a,
         Err(e) => return refused(e),
     };

@@ -834,6 +834,7 @@ fn a_terminal_gets_a_live_bar_instead_of_lines(
     );
     let out = std::process::Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
+        .env("XDG_CACHE_HOME", crate::harness::fresh_cache_home())
         .env("NIX_CONFIG", NIX_CONFIG)
         .env("PATH", &nix.path)
         .env("TERM", "xterm")

@@ -110,6 +110,7 @@ fn shell(cwd: &Path, line: &str) -> std::process::Output {
         .current_dir(cwd)
         .env("PATH", path)
         .env("NO_COLOR", "1")
+        .env("XDG_CACHE_HOME", crate::harness::fresh_cache_home())
         .env_remove("GITHUB_ACTIONS")
         .output()
         .expect("sh runs")

@@ -100,6 +100,7 @@ impl Out {
 
 fn mab(args: &[&str]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_mab-verify"))
+        .env("XDG_CACHE_HOME", crate::harness::fresh_cache_home())
         .args(args)
         .output()
         .unwrap();

@@ -469,6 +469,7 @@ fn a_header_claiming_a_huge_file_allocates_nothing_up_front(#[case] name: &str) 
         .args(["-c", "ulimit -v 400000; exec \"$0\" --no-run \"$1\""])
         .arg(env!("CARGO_BIN_EXE_mab-verify"))
         .arg(&file)
+        .env("XDG_CACHE_HOME", crate::harness::fresh_cache_home())
         .output()
         .unwrap();
     let code = out.status.code();

@@ -7,6 +7,7 @@ mod support;
 mod assemble;
 mod audit;
 mod build;
+mod cache;
 mod catalogue;
 mod demo_out;
 mod docker_formats;

@@ -266,6 +266,7 @@ struct Out {
 
 fn mab(args: &[&str], path: &Path) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_mab-verify"))
+        .env("XDG_CACHE_HOME", crate::harness::fresh_cache_home())
         .args(args)
         .arg(path)
         .output()
