@@ -958,3 +958,31 @@ fn assemble_writes_the_arm_variant_from_the_binaries(#[values("armv7l", "armv5te
     let verify = mab(["--no-run", "--format", "json", out_dir.to_str().unwrap()]);
     assert_eq!(verify.code, 0, "{}", verify.stdout);
 }
+
+/// A `docker save` before Docker 25 (here skopeo's docker-archive: uncompressed layers named
+/// `<hex>.tar`, `<id>/layer.tar` symlinks) with a bit flipped in a layer's first tar header:
+/// the diff_id of a stored-uncompressed layer is its digest, so this is damage (exit 1).
+#[test]
+fn a_flipped_bit_in_a_legacy_docker_archive_layer_is_a_blob_digest_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = images()
+        .skopeo_docker_archive_for(row("x86_64-linux"))
+        .unwrap();
+    let dir = tmp.path().join("x");
+    tar::Archive::new(fs::File::open(from).unwrap())
+        .unpack(&dir)
+        .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let layer = dir.join(manifest[0]["Layers"][0].as_str().unwrap());
+    let mut perms = fs::metadata(&layer).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    fs::set_permissions(&layer, perms).unwrap();
+    let mut bytes = fs::read(&layer).unwrap();
+    bytes[10] ^= 0x20;
+    fs::write(&layer, bytes).unwrap();
+    let tar = tmp.path().join("legacy.tar");
+    tar_of(&dir, &tar);
+    assert_reports_say_blob_digest_failed(tmp.path(), &tar);
+}
