@@ -193,6 +193,9 @@ pub fn config_platform(
         },
     };
     let found = truth_platform.map_or_else(|| "no known platform".to_string(), |p| p.oci());
+    if let Some(r) = omitted_variant(image, &doc, &claimed, truth_platform, &subject) {
+        return r;
+    }
     if fits {
         CheckResult::pass(
             ids::IMAGE_CONFIG_PLATFORM,
@@ -208,6 +211,66 @@ pub fn config_platform(
                 claimed.oci()
             ))
     }
+}
+
+/// A config that names a variant-carrying architecture without the variant (nixpkgs
+/// dockerTools writes `arm` and no variant): runtimes read it as the table's default row
+/// (`linux/arm/v7`). Binaries of that row: a warning to add the variant; binaries of another
+/// row of the same machine (ARMv6, ARMv5): a failure, as devices would pick the wrong image.
+fn omitted_variant(
+    image: &ImageFacts,
+    doc: &PlatformDoc,
+    claimed: &Platform,
+    truth: Option<Platform>,
+    subject: &str,
+) -> Option<CheckResult> {
+    let wanted = claimed.arch.oci_variant?;
+    if doc.variant.as_deref().is_some_and(|v| !v.is_empty()) || claimed.level.is_some() {
+        return None;
+    }
+    let truth = truth?;
+    let at = format!("config {}", image.config_digest);
+    if truth.arch == claimed.arch {
+        return Some(
+            CheckResult::warn(
+                ids::IMAGE_CONFIG_PLATFORM,
+                format!(
+                    "config says {} with no variant, read as {}; {subject} is {}: add variant {wanted}",
+                    doc.text(),
+                    claimed.oci(),
+                    truth.oci()
+                ),
+            )
+            .expected(format!("variant {wanted} in the config"))
+            .found(format!("{} (no variant)", doc.text()))
+            .at(at)
+            .hint(format!(
+                "set \"variant\": \"{wanted}\" in the config (mab-verify assemble writes the variant from the binaries)"
+            )),
+        );
+    }
+    if !truth.arch.same_machine(claimed.arch) {
+        return None;
+    }
+    let should = truth.arch.oci_variant.unwrap_or("");
+    Some(
+        CheckResult::fail(
+            ids::IMAGE_CONFIG_PLATFORM,
+            format!(
+                "config says {} with no variant, which runtimes read as {}, but {subject} is {}",
+                doc.text(),
+                claimed.oci(),
+                truth.oci()
+            ),
+        )
+        .expected(format!("variant {should} for {}", truth.oci()))
+        .found(format!("{} (no variant, read as {})", doc.text(), claimed.oci()))
+        .at(at)
+        .hint(format!(
+            "set \"variant\": \"{should}\" in the config and the index entry (mab-verify assemble --fix-config writes it from the binaries); a {} device would otherwise pull this image",
+            claimed.oci()
+        )),
+    )
 }
 
 /// `image.binaries`: every executable binary in the final rootfs runs on the image's platform.

@@ -1177,6 +1177,22 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 damage: None,
                 from_cache: false,
             };
+            // Older archives name layers `<id>/layer.tar`: stored uncompressed, as `docker
+            // save` writes them, a layer's digest is its diff_id, which then judges damage.
+            let judge = declared.clone().or_else(|| {
+                let head = ctx
+                    .source
+                    .open_member(&member)
+                    .ok()
+                    .flatten()
+                    .and_then(|(mut r, _)| {
+                        let mut b = [0u8; 4];
+                        r.read(&mut b).ok().map(|n| Compression::sniff(&b[..n]))
+                    });
+                (head == Some(Compression::None))
+                    .then(|| layer.declared_diff_id.clone())
+                    .flatten()
+            });
             let read = scan_member(
                 ctx,
                 &member,
@@ -1184,7 +1200,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                 i,
                 &member,
                 None,
-                declared.as_deref(),
+                judge.as_deref(),
                 &budget,
             )?;
             match read {
@@ -1199,6 +1215,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                     view.apply(i, &scan)?;
                 }
                 Some(Err(damage)) => {
+                    facts.declared_digest = judge;
                     facts.actual_digest = Some(damage.digest.clone());
                     facts.actual_size = Some(damage.size);
                     facts.note = Some(damage.why.clone());

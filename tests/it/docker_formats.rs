@@ -848,3 +848,141 @@ fn a_lying_config_without_an_entrypoint_fails_by_its_binaries() {
         "{fail:#}"
     );
 }
+
+/// The image of an ARM row with `architecture: "arm"` and no variant in its config and index
+/// entry, as nixpkgs dockerTools writes every ARM image. armv5tel's comes from the
+/// soft-float fixture (armv5tel closure).
+fn arm_without_variant(key: &str, dir: &Path) -> Layout {
+    let from = match key {
+        "armv5tel" => images().broken.softfloat_v7.clone(),
+        _ => images()
+            .oci_layout_for(row(&format!("{key}-linux")))
+            .unwrap()
+            .to_path_buf(),
+    };
+    let l = Layout::copy_of(&from, dir);
+    let (mut m, d) = l.first_manifest();
+    let mut config = l.json(m["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["architecture"], "arm", "{config:#}");
+    config.as_object_mut().unwrap().remove("variant");
+    let bytes = serde_json::to_vec(&config).unwrap();
+    m["config"]["digest"] = json!(l.blob(&bytes));
+    m["config"]["size"] = json!(bytes.len());
+    let mut platform = d["platform"].clone();
+    platform.as_object_mut().unwrap().remove("variant");
+    let entry = l.doc(
+        OCI_MANIFEST,
+        &m,
+        json!({"platform": platform, "annotations": {REF_NAME: "latest"}}),
+    );
+    l.write_index(json!([entry]));
+    l
+}
+
+/// Docker reads a missing ARM variant as the table's default for `linux/arm` (v7): an image
+/// of that row is a warning to add the variant, one of another ARM row a failure.
+#[rstest]
+fn an_arm_image_without_a_variant(#[values("armv7l", "armv5tel")] key: &str) {
+    use mab_verify::platform::Platform;
+    let arch = row(&format!("{key}-linux"));
+    let default = Platform::parse("linux/arm").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let l = arm_without_variant(key, &tmp.path().join("arm"));
+    let out = mab(["--no-run", "--format", "json", l.dir.to_str().unwrap()]);
+    let json = out.json();
+    let img = image_artifacts(&json)[0];
+    let check = check_of(img, "image.config-platform");
+    let message = check["message"].as_str().unwrap();
+    assert!(message.contains("no variant"), "{check:#}");
+    if default.arch == arch {
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        assert_eq!(check["status"], "warn", "{check:#}");
+        let v = arch.oci_variant.unwrap();
+        assert!(message.contains(&format!("add variant {v}")), "{check:#}");
+    } else {
+        assert_eq!(out.code, 1, "{}", out.stdout);
+        assert_eq!(check["status"], "fail", "{check:#}");
+        assert!(message.contains(&Platform::linux(arch).oci()), "{check:#}");
+    }
+}
+
+/// `assemble` places a variant-less ARM image under the variant its binaries are: v7 as is,
+/// ARMv5 only with --fix-config, which writes variant v5 into config and index.
+#[rstest]
+fn assemble_writes_the_arm_variant_from_the_binaries(#[values("armv7l", "armv5tel")] key: &str) {
+    use mab_verify::platform::Platform;
+    let arch = row(&format!("{key}-linux"));
+    let default = Platform::parse("linux/arm").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let l = arm_without_variant(key, &tmp.path().join("arm"));
+    let out_dir = tmp.path().join("out.oci.tar");
+    let assemble = |extra: &[&str]| {
+        let mut args = vec!["assemble".to_string(), "--no-run".into(), "-o".into()];
+        args.push(out_dir.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(l.dir.display().to_string());
+        mab(&args)
+    };
+    let res = assemble(&[]);
+    if default.arch != arch {
+        assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+        assert!(res.stderr.contains("--fix-config"), "{}", res.stderr);
+        let res = assemble(&["--fix-config"]);
+        assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    } else {
+        assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    }
+    let want = arch.oci_variant.unwrap();
+    let unpacked = tmp.path().join("unpacked");
+    tar::Archive::new(fs::File::open(&out_dir).unwrap())
+        .unpack(&unpacked)
+        .unwrap();
+    let index: Value =
+        serde_json::from_slice(&fs::read(unpacked.join("index.json")).unwrap()).unwrap();
+    let out = Layout { dir: unpacked };
+    // The layout's index.json may wrap the image index.
+    let mut entries = index["manifests"].as_array().unwrap().clone();
+    while entries[0]["mediaType"] == OCI_INDEX {
+        entries = out.json(entries[0]["digest"].as_str().unwrap())["manifests"]
+            .as_array()
+            .unwrap()
+            .clone();
+    }
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0]["platform"]["variant"], want, "{entries:#?}");
+    if default.arch != arch {
+        let m = out.json(entries[0]["digest"].as_str().unwrap());
+        let config = out.json(m["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["variant"], want, "{config:#}");
+    }
+    let verify = mab(["--no-run", "--format", "json", out_dir.to_str().unwrap()]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+}
+
+/// A `docker save` before Docker 25 (here skopeo's docker-archive: uncompressed layers named
+/// `<hex>.tar`, `<id>/layer.tar` symlinks) with a bit flipped in a layer's first tar header:
+/// the diff_id of a stored-uncompressed layer is its digest, so this is damage (exit 1).
+#[test]
+fn a_flipped_bit_in_a_legacy_docker_archive_layer_is_a_blob_digest_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = images()
+        .skopeo_docker_archive_for(row("x86_64-linux"))
+        .unwrap();
+    let dir = tmp.path().join("x");
+    tar::Archive::new(fs::File::open(from).unwrap())
+        .unpack(&dir)
+        .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let layer = dir.join(manifest[0]["Layers"][0].as_str().unwrap());
+    let mut perms = fs::metadata(&layer).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    fs::set_permissions(&layer, perms).unwrap();
+    let mut bytes = fs::read(&layer).unwrap();
+    bytes[10] ^= 0x20;
+    fs::write(&layer, bytes).unwrap();
+    let tar = tmp.path().join("legacy.tar");
+    tar_of(&dir, &tar);
+    assert_reports_say_blob_digest_failed(tmp.path(), &tar);
+}

@@ -70,9 +70,16 @@ fn every_format_of_every_platform_verifies_and_runs(
         "elf.needed",
         "run.output",
     ] {
+        // umoci writes arm with no variant: a warning to add it (issue 16).
+        let no_variant = img["image"]["config_platform"] != img["platform"];
+        let want = if id == "image.config-platform" && no_variant {
+            "warn"
+        } else {
+            "pass"
+        };
         assert_eq!(
             status_of(img, id),
-            "pass",
+            want,
             "{id} on {} {key}: {:#}",
             format.0,
             check_of(img, id)
