@@ -151,6 +151,9 @@ pub fn relabel(artifacts: &mut [crate::report::Artifact], copy: &Path, original:
     for a in artifacts {
         fix(&mut a.path);
         fix(&mut a.resolved_path);
+        if let Some(subject) = &mut a.subject {
+            fix(&mut subject.input);
+        }
         if let Some(closure) = &mut a.closure {
             if let Ok(rest) = closure.root.dir.strip_prefix(copy) {
                 closure.root.dir = original.join(rest);
