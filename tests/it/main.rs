@@ -7,6 +7,7 @@ mod support;
 mod assemble;
 mod build;
 mod catalogue;
+mod debian_ports;
 mod demo_out;
 mod fixtures_smoke;
 mod foreign_platforms;
