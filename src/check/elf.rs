@@ -201,32 +201,33 @@ fn wrong_os(expected: Platform, found: Os, evidence: &str, at: &str) -> CheckRes
     ))
 }
 
-/// `elf.interp` for a PE or Mach-O: the C runtime it imports, where the platform pins one.
+/// `elf.interp` for a PE or Mach-O: the C runtime it uses, where the platform pins one.
 fn foreign_runtime(f: &ForeignFacts, expected: &Expected) -> CheckResult {
     let want = expected.platform.libc;
+    let evidence = f
+        .crt_evidence
+        .clone()
+        .unwrap_or_else(|| format!("imports {}", f.imports.join(", ")));
     match (want, f.libc) {
         (Some(w), Some(seen)) if w != seen => CheckResult::fail(
             ids::ELF_INTERP,
             format!(
-                "links the {} C runtime, not {}",
-                seen.nix_name(),
-                w.nix_name()
+                "uses the {} C runtime, not {}",
+                runtime_title(seen),
+                runtime_title(w)
             ),
         )
-        .expected(w.nix_name())
-        .found(format!(
-            "{} (imports {})",
-            seen.nix_name(),
-            f.imports.join(", ")
-        ))
+        .expected(w.name())
+        .found(format!("{} ({evidence})", seen.name()))
         .hint(format!(
-            "build with the {} toolchain (Rust target {})",
-            expected.platform.oci(),
+            "build with the {} toolchain (Rust target {}); the C runtimes differ in DLLs and ABI, so a slot for one is not filled by a build for the other",
+            runtime_title(w),
             expected.platform.triple()
         )),
-        (_, Some(seen)) => {
-            CheckResult::pass(ids::ELF_INTERP, format!("C runtime {}", seen.nix_name()))
-        }
+        (_, Some(seen)) => CheckResult::pass(
+            ids::ELF_INTERP,
+            format!("C runtime {} ({evidence})", seen.name()),
+        ),
         (_, None) => CheckResult::skip(ids::ELF_INTERP, "no C runtime recorded in the file"),
     }
 }
@@ -241,6 +242,16 @@ pub fn unidentified(at: &str, facts: &BinaryFacts) -> Vec<CheckResult> {
             .map(|id| CheckResult::skip(id, "platform unknown")),
     );
     out
+}
+
+/// Names a Windows C runtime by the toolchain that links it, for messages.
+fn runtime_title(libc: Libc) -> String {
+    match libc {
+        Libc::Msvc => "MSVC (ucrt + vcruntime140)".into(),
+        Libc::Ucrt => "mingw-w64 ucrt".into(),
+        Libc::Msvcrt => "mingw-w64 msvcrt".into(),
+        other => other.name().into(),
+    }
 }
 
 /// `elf.format` for a file that is no binary at all, or one that cannot be parsed; needs no
@@ -452,7 +463,7 @@ fn interp(elf: &ElfFacts, expected: &Expected) -> CheckResult {
     let Some(libc) = libc else {
         let owners: Vec<String> = arches_for_loader(interp)
             .iter()
-            .map(|(a, l)| format!("{} ({})", Platform::linux(a).oci(), l.nix_name()))
+            .map(|(a, l)| format!("{} ({})", Platform::linux(a).oci(), l.name()))
             .collect();
         let whose = if owners.is_empty() {
             "a loader name no platform uses".to_string()
@@ -469,7 +480,7 @@ fn interp(elf: &ElfFacts, expected: &Expected) -> CheckResult {
             )),
             _ => CheckResult::pass(
                 ids::ELF_INTERP,
-                format!("{interp} ({}, Nix store)", libc.nix_name()),
+                format!("{interp} ({}, Nix store)", libc.name()),
             ),
         };
     }
@@ -478,7 +489,7 @@ fn interp(elf: &ElfFacts, expected: &Expected) -> CheckResult {
             "{interp} has the right name but not the standard path"
         ));
     }
-    CheckResult::pass(ids::ELF_INTERP, format!("{interp} ({})", libc.nix_name()))
+    CheckResult::pass(ids::ELF_INTERP, format!("{interp} ({})", libc.name()))
 }
 
 /// A shared library has no loader of its own: its DT_NEEDED and symbol versions say which
@@ -494,24 +505,21 @@ fn library_libc(elf: &ElfFacts, expected: &Expected, allowed: &[Libc]) -> CheckR
     if allowed.contains(&libc) {
         return CheckResult::pass(
             ids::ELF_INTERP,
-            format!(
-                "shared library linked against {} ({evidence})",
-                libc.nix_name()
-            ),
+            format!("shared library linked against {} ({evidence})", libc.name()),
         );
     }
-    let want: Vec<&str> = allowed.iter().map(|l| l.nix_name()).collect();
+    let want: Vec<&str> = allowed.iter().map(|l| l.name()).collect();
     CheckResult::fail(
         ids::ELF_INTERP,
         format!(
             "a {} library, but {} uses {}",
-            libc.nix_name(),
+            libc.name(),
             expected.platform.oci(),
             want.join(" or ")
         ),
     )
     .expected(format!("a library linked against {}", want.join(" or ")))
-    .found(format!("{} ({evidence})", libc.nix_name()))
+    .found(format!("{} ({evidence})", libc.name()))
     .hint(format!(
         "build the library with the {} toolchain (Rust target {}); a library for another libc fails to load",
         expected.platform.oci(),

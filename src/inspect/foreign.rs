@@ -20,9 +20,12 @@ pub struct ForeignFacts {
     pub slice_oses: Vec<Option<Os>>,
     #[serde(skip)]
     pub slice_arches: Vec<Option<&'static Arch>>,
-    /// The C runtime a PE imports (msvcrt or ucrt).
+    /// The C runtime a PE uses (msvcrt, mingw-w64's ucrt, or MSVC's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub libc: Option<Libc>,
+    /// What in the file says which C runtime it is (PE only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crt_evidence: Option<String>,
     /// A program rather than a library (MH_EXECUTE, a PE without IMAGE_FILE_DLL, a WASI
     /// command exporting `_start`).
     pub executable: bool,
@@ -72,6 +75,7 @@ pub(super) fn macho(m: &Mach<'_>) -> Result<ForeignFacts, String> {
         slice_oses: slices.iter().map(|(_, os)| *os).collect(),
         slice_arches: slices.iter().map(|(c, _)| arch_for_macho(c.0)).collect(),
         libc: first_os.map(|_| Libc::LibSystem),
+        crt_evidence: None,
         executable,
         imports: Vec::new(),
     })
@@ -112,16 +116,7 @@ pub(super) fn pe(pe: &goblin::pe::PE<'_>) -> ForeignFacts {
     } else {
         Os::Windows
     };
-    let libc = if imports
-        .iter()
-        .any(|d| d == "ucrtbase.dll" || d.starts_with("api-ms-win-crt-"))
-    {
-        Some(Libc::Ucrt)
-    } else if imports.iter().any(|d| d == "msvcrt.dll") {
-        Some(Libc::Msvcrt)
-    } else {
-        None
-    };
+    let (libc, crt_evidence) = pe_runtime(&imports, pe.header.rich_header.is_some());
     let arch = arch_for_pe(machine);
     ForeignFacts {
         machine: u32::from(machine),
@@ -131,8 +126,44 @@ pub(super) fn pe(pe: &goblin::pe::PE<'_>) -> ForeignFacts {
         slice_oses: vec![Some(os)],
         slice_arches: vec![arch],
         libc,
+        crt_evidence,
         executable: !pe.is_lib,
         imports,
+    }
+}
+
+/// The C runtime a PE uses, and what says so. MSVC's own runtime DLLs (vcruntime140,
+/// msvcp140) are imported by nothing else, and only Microsoft's link.exe writes a Rich
+/// header; mingw-w64 links ucrt (`api-ms-win-crt-*`, `ucrtbase.dll`) or msvcrt without
+/// either. The linker version does not tell them apart: lld (Zig's mingw builds) writes
+/// 14.0, as link.exe does.
+fn pe_runtime(imports: &[String], rich_header: bool) -> (Option<Libc>, Option<String>) {
+    let vcruntime = imports
+        .iter()
+        .find(|d| d.starts_with("vcruntime140") || d.starts_with("msvcp140"));
+    let ucrt = imports
+        .iter()
+        .find(|d| *d == "ucrtbase.dll" || d.starts_with("api-ms-win-crt-"));
+    let msvcrt = imports.iter().find(|d| *d == "msvcrt.dll");
+    let rich = "Rich header (Microsoft link.exe)";
+    match (vcruntime, ucrt, msvcrt) {
+        (Some(v), ..) => (Some(Libc::Msvc), Some(format!("imports {v}"))),
+        (None, Some(u), _) if rich_header => {
+            (Some(Libc::Msvc), Some(format!("imports {u}; {rich}")))
+        }
+        (None, Some(u), _) => (
+            Some(Libc::Ucrt),
+            Some(format!(
+                "imports {u}; no vcruntime140, no Rich header (mingw-w64)"
+            )),
+        ),
+        (None, None, Some(m)) => (Some(Libc::Msvcrt), Some(format!("imports {m}"))),
+        // A statically linked MSVC runtime (/MT) imports no CRT at all.
+        (None, None, None) if rich_header => (
+            Some(Libc::Msvc),
+            Some(format!("{rich}; runtime linked statically")),
+        ),
+        (None, None, None) => (None, None),
     }
 }
 
@@ -151,6 +182,7 @@ pub(super) fn wasm(bytes: &[u8]) -> Result<ForeignFacts, String> {
         slice_oses: vec![Some(if wasi { Os::Wasi } else { Os::None })],
         slice_arches: vec![arch],
         libc: wasi.then_some(Libc::Wasilibc),
+        crt_evidence: None,
         executable: wasi,
         imports,
     })

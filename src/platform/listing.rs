@@ -84,7 +84,7 @@ pub fn table() -> String {
                 "    {:<28} {:<22} {:<10} rust {:<34} checks: {}{}",
                 s.attr,
                 p.oci(),
-                s.libc.map_or("-", |l| l.nix_name()),
+                s.libc.map_or("-", |l| l.name()),
                 s.rust_target,
                 checkable(&p),
                 if s.verified == Verified::Fixture {

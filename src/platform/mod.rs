@@ -14,7 +14,7 @@ use serde::Serialize;
 pub use abi::{AbiFit, AbiSpec, ArmVersionSource, FloatWidth, MipsAbi, ObservedAbi};
 pub use names::{UnknownPlatform, all_names};
 pub use os::{ALL_OSES, Format, Libc, Os, os_of_loader};
-pub use systems::{ALIASES, SYSTEMS, System};
+pub use systems::{ALIASES, DOUBLES, SYSTEMS, System, all_systems};
 pub use table::ARCHES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -165,7 +165,7 @@ impl Arch {
 
     /// The pkgsCross systems that put this row under some OS.
     pub fn systems(&self) -> impl Iterator<Item = &'static System> + '_ {
-        SYSTEMS.iter().filter(move |s| s.arch == self.key)
+        all_systems().filter(move |s| s.arch == self.key)
     }
 
     /// OSes some pkgsCross system runs on this row.
@@ -332,8 +332,7 @@ impl Platform {
 
     /// The pkgsCross systems that describe this platform, best first.
     pub fn systems(&self) -> impl Iterator<Item = &'static System> + '_ {
-        SYSTEMS
-            .iter()
+        all_systems()
             .filter(move |s| s.arch == self.arch.key && s.os == self.os)
             .filter(move |s| self.libc.is_none_or(|l| s.libc == Some(l)))
     }
@@ -360,8 +359,7 @@ impl Platform {
         if let Some(l) = self.libc {
             return vec![l];
         }
-        let mut out: Vec<Libc> = SYSTEMS
-            .iter()
+        let mut out: Vec<Libc> = all_systems()
             .filter(|s| s.os == self.os && s.arch == self.arch.key)
             .filter_map(|s| s.libc)
             .collect();

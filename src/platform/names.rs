@@ -1,7 +1,7 @@
 //! Name forms: OCI `os/arch/variant`, pkgsCross attributes, config triples, Rust targets,
 //! nix doubles and bare CPU words, parsed into platforms; suggestions for unknown names.
 
-use super::{ALIASES, ARCHES, Arch, Libc, Os, Platform, SYSTEMS, System};
+use super::{ALIASES, ARCHES, Arch, Libc, Os, Platform, System, all_systems};
 
 impl Platform {
     /// Parse any accepted name form; an unknown name lists its close matches.
@@ -15,7 +15,7 @@ impl Platform {
             .find(|(old, _)| *old == trimmed)
             .map_or(trimmed, |(_, new)| *new);
         // pkgsCross attributes first: `riscv64` is both an attribute (glibc) and a CPU word.
-        if let Some(s) = SYSTEMS.iter().find(|s| s.attr == attr) {
+        if let Some(s) = all_systems().find(|s| s.attr == attr) {
             return Ok(system_platform(s));
         }
         for arch in ARCHES {
@@ -28,8 +28,7 @@ impl Platform {
         }
         // A config triple or Rust target several attributes share (x86_64-w64-mingw32 is
         // both mingwW64 and ucrt64) pins the libc only when they agree on it.
-        let by_triple: Vec<&System> = SYSTEMS
-            .iter()
+        let by_triple: Vec<&System> = all_systems()
             .filter(|s| s.config == trimmed || s.rust_target == trimmed)
             .collect();
         if let Some(first) = by_triple.first() {
@@ -50,7 +49,7 @@ impl Platform {
         }
         if let Some((cpu, os)) = trimmed.split_once('-')
             && let Some(os) = Os::parse(os)
-            && let Some(s) = SYSTEMS.iter().find(|s| {
+            && let Some(s) = super::all_systems().find(|s| {
                 s.os == os && super::Arch::by_key(s.arch).is_some_and(|a| a.nix_cpu == cpu)
             })
         {
@@ -199,7 +198,7 @@ pub fn all_names() -> Vec<String> {
         }
         names.extend(a.triples().map(str::to_string));
     }
-    for s in SYSTEMS {
+    for s in all_systems() {
         names.push(s.attr.to_string());
         names.push(s.config.to_string());
         names.push(s.rust_target.to_string());

@@ -150,6 +150,10 @@ pub enum Libc {
     Msvcrt,
     #[serde(rename = "ucrt")]
     Ucrt,
+    /// MSVC's runtime: ucrt plus vcruntime140, linked by Microsoft's toolchain (nixpkgs calls
+    /// the libc of its `*-windows-msvc` systems `ucrt`; mingw-w64's ucrt builds are [`Libc::Ucrt`]).
+    #[serde(rename = "msvc")]
+    Msvc,
     #[serde(rename = "fblibc")]
     Fblibc,
     #[serde(rename = "nblibc")]
@@ -168,6 +172,15 @@ impl Libc {
     /// nixpkgs' name (`stdenv.hostPlatform.libc`).
     pub fn nix_name(self) -> &'static str {
         match self {
+            Libc::Msvc => "ucrt",
+            other => other.name(),
+        }
+    }
+
+    /// mab-verify's own name, as in its reports: nixpkgs' name, except that MSVC's runtime
+    /// is `msvc` so that it is told apart from mingw-w64's ucrt.
+    pub fn name(self) -> &'static str {
+        match self {
             Libc::Glibc => "glibc",
             Libc::Musl => "musl",
             Libc::Bionic => "bionic",
@@ -177,6 +190,7 @@ impl Libc {
             Libc::LibSystem => "libSystem",
             Libc::Msvcrt => "msvcrt",
             Libc::Ucrt => "ucrt",
+            Libc::Msvc => "msvc",
             Libc::Fblibc => "fblibc",
             Libc::Nblibc => "nblibc",
             Libc::Oblibc => "oblibc",

@@ -17,9 +17,28 @@ pub struct System {
     /// What nixpkgs gives as `rust.rustcTarget`.
     pub rust_target: &'static str,
     /// Whether the test suite checks a real binary of this OS, row and libc (Debian's cross
-    /// builds in tests/support, Zig and Go builds in tests/foreign_platforms.rs, esbuild's
-    /// released Go binaries in tests/it/third_party.rs).
+    /// builds in tests/it/support, Zig, mingw-w64 gcc and Go builds in
+    /// tests/it/foreign_platforms.rs, esbuild's released Go binaries and MSVC/iOS wheels from
+    /// PyPI in tests/it/third_party.rs, Debian's own hello in tests/it/debian_ports.rs).
     pub verified: Verified,
+}
+
+/// nix systems of an OS that no pkgsCross attribute has (`lib.systems.doubles.illumos`), as
+/// nixpkgs elaborates them (the facts file's `doubles`). Named by the double, not an attribute.
+pub static DOUBLES: &[System] = &[System {
+    attr: "x86_64-solaris",
+    config: "x86_64-unknown-solaris",
+    os: Os::Illumos,
+    arch: "x86_64",
+    // nixpkgs: "native/impure", the system's own libc.
+    libc: None,
+    rust_target: "x86_64-unknown-solaris",
+    verified: Verified::Fixture,
+}];
+
+/// Every system the table knows: the pkgsCross attributes, then the other doubles.
+pub fn all_systems() -> impl Iterator<Item = &'static System> {
+    SYSTEMS.iter().chain(DOUBLES)
 }
 
 /// Old attribute names nixpkgs renamed, and what they became.
@@ -103,9 +122,9 @@ pub static SYSTEMS: &[System] = &[
         config: "aarch64-pc-windows-msvc",
         os: Os::Windows,
         arch: "aarch64",
-        libc: Some(Libc::Ucrt),
+        libc: Some(Libc::Msvc),
         rust_target: "aarch64-pc-windows-msvc",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "aarch64be-embedded",
@@ -258,7 +277,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "aarch64",
         libc: Some(Libc::LibSystem),
         rust_target: "aarch64-apple-ios",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "iphone64-simulator",
@@ -267,7 +286,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::LibSystem),
         rust_target: "x86_64-apple-ios",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "loongarch64-linux",
@@ -312,7 +331,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "i686",
         libc: Some(Libc::Msvcrt),
         rust_target: "i686-pc-windows-gnu",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "mingw-msvcrt-x86_64",
@@ -321,7 +340,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Msvcrt),
         rust_target: "x86_64-pc-windows-gnu",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "mingw-ucrt-aarch64",
@@ -330,7 +349,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "aarch64",
         libc: Some(Libc::Ucrt),
         rust_target: "aarch64-pc-windows-gnullvm",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "mingw-ucrt-x86_64",
@@ -357,7 +376,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "i686",
         libc: Some(Libc::Msvcrt),
         rust_target: "i686-pc-windows-gnu",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "mingwW64",
@@ -366,7 +385,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "x86_64",
         libc: Some(Libc::Msvcrt),
         rust_target: "x86_64-pc-windows-gnu",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "mips-embedded",
@@ -699,7 +718,7 @@ pub static SYSTEMS: &[System] = &[
         arch: "aarch64",
         libc: Some(Libc::Ucrt),
         rust_target: "aarch64-pc-windows-gnullvm",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
     System {
         attr: "vc4",
@@ -805,8 +824,8 @@ pub static SYSTEMS: &[System] = &[
         config: "x86_64-pc-windows-msvc",
         os: Os::Windows,
         arch: "x86_64",
-        libc: Some(Libc::Ucrt),
+        libc: Some(Libc::Msvc),
         rust_target: "x86_64-pc-windows-msvc",
-        verified: Verified::Unverified,
+        verified: Verified::Fixture,
     },
 ];

@@ -227,6 +227,8 @@ fn rust_targets_are_rusts() {
 #[derive(serde::Deserialize)]
 struct Facts {
     examples: Vec<Example>,
+    #[serde(default)]
+    doubles: Vec<Example>,
 }
 
 #[derive(serde::Deserialize)]
@@ -283,6 +285,34 @@ fn table_agrees_with_nixpkgs_row_by_row() {
             .iter()
             .find(|s| s.attr == e.attr)
             .unwrap_or_else(|| panic!("pkgsCross.{} has no row", e.attr));
+        agrees(s, e);
+    }
+}
+
+#[test]
+fn doubles_of_other_oses_agree_with_nixpkgs() {
+    let doubles = facts().doubles;
+    assert!(!doubles.is_empty(), "the facts file has no doubles");
+    assert_eq!(doubles.len(), DOUBLES.len());
+    for e in doubles {
+        let s = DOUBLES
+            .iter()
+            .find(|s| s.attr == e.attr)
+            .unwrap_or_else(|| panic!("nix system {} has no row", e.attr));
+        assert!(SYSTEMS.iter().all(|x| x.os != s.os), "{}", e.attr);
+        // "native/impure": the OS's own libc, which the table leaves open.
+        let e = Example {
+            libc: e.libc.filter(|l| l != "native/impure"),
+            ..e
+        };
+        agrees(s, e);
+        let p = Platform::parse(&Platform::parse(s.attr).unwrap().oci()).unwrap();
+        assert_eq!((p.os, p.arch.key()), (s.os, s.arch), "{}", s.attr);
+    }
+}
+
+fn agrees(s: &System, e: Example) {
+    {
         let arch = Arch::by_key(s.arch).unwrap();
         let at = &e.attr;
         assert_eq!(s.config, e.config, "{at}: config");
@@ -291,6 +321,8 @@ fn table_agrees_with_nixpkgs_row_by_row() {
         let os = match (e.kernel.as_str(), e.abi.starts_with("android")) {
             ("linux", true) => "android",
             ("wasi", _) => "wasip1",
+            // Go's and the table's name for the OS nixpkgs' kernel calls solaris.
+            ("solaris", _) => "illumos",
             (k, _) => k,
         };
         assert_eq!(s.os.as_str(), os, "{at}: os");

@@ -137,6 +137,7 @@ fn linux_of(p: &Platform) -> String {
 #[case::macos_x86_64("x86_64-darwin", "x86_64-macos")]
 #[case::macos_aarch64("aarch64-darwin", "aarch64-macos")]
 #[case::windows_ucrt("ucrt64", "x86_64-windows-gnu")]
+#[case::windows_ucrt_aarch64("ucrtAarch64", "aarch64-windows-gnu")]
 #[case::wasi("wasi32", "wasm32-wasi")]
 fn another_os_gets_its_own_platform(#[case] attr: &str, #[case] zig_target: &str) {
     let src = source("hello.c", HELLO_C);
@@ -158,15 +159,76 @@ fn another_os_gets_its_own_platform(#[case] attr: &str, #[case] zig_target: &str
     assert_eq!(wrong.check("elf.format")["status"], "fail", "{attr}");
 }
 
-#[test]
-fn a_ucrt_windows_binary_fails_a_msvcrt_platform() {
+/// Debian's mingw-w64 gcc (`gcc-mingw-w64-*`, scripts/setup), which links msvcrt.dll.
+fn mingw_gcc(name: &str, triple: &str, src: &Path) -> Option<PathBuf> {
+    let gcc = format!("{triple}-gcc");
+    if Command::new(&gcc).arg("--version").output().is_err() {
+        eprintln!("skip: {gcc} not installed (scripts/setup installs gcc-mingw-w64)");
+        return None;
+    }
+    Some(cached(name, |out| {
+        let mut c = Command::new(&gcc);
+        c.arg(src).arg("-o").arg(out);
+        c
+    }))
+}
+
+/// A Windows binary under every Windows attribute of its CPU in the table: those with its
+/// C runtime pass, the others fail `elf.interp`; the Linux platform of the CPU fails
+/// `elf.format`. `attr` is the attribute the file was built for.
+pub(crate) fn windows_runtime_matrix(bin: &Path, attr: &str) {
+    let own = Platform::parse(attr).unwrap();
+    let libc = own.libc.expect("a Windows attribute pins its C runtime");
+    let plain = verify(bin, None);
+    let facts = &plain.json()["artifacts"][0]["facts"];
+    assert_eq!(facts["libc"], libc.name(), "{attr}: {facts:#}");
+    let same_cpu: Vec<_> = SYSTEMS
+        .iter()
+        .filter(|s| s.os == Os::Windows && s.arch == own.arch.key())
+        .collect();
+    // i686 has only msvcrt attributes; elsewhere some attribute must be able to fail.
+    assert!(!same_cpu.is_empty(), "{attr}");
+    for s in same_cpu {
+        let out = verify(bin, Some(s.attr));
+        let interp = out.check("elf.interp");
+        if s.libc == Some(libc) {
+            assert_eq!(out.code, 0, "{attr} file under {}: {}", s.attr, out.stdout);
+            assert_eq!(interp["status"], "pass", "{attr} under {}", s.attr);
+        } else {
+            assert_eq!(out.code, 1, "{attr} file under {}: {}", s.attr, out.stdout);
+            assert_eq!(
+                interp["status"], "fail",
+                "{attr} under {}: {interp}",
+                s.attr
+            );
+        }
+    }
+    let linux = linux_of(&own);
+    let wrong = verify(bin, Some(&linux));
+    assert_eq!(wrong.code, 1, "{attr} under {linux}: {}", wrong.stdout);
+    assert_eq!(wrong.check("elf.format")["status"], "fail", "{attr}");
+}
+
+#[rstest]
+#[case::mingw_w64_x86_64("mingwW64", "x86_64-w64-mingw32")]
+#[case::mingw_w64_i686("mingw32", "i686-w64-mingw32")]
+fn a_mingw_msvcrt_binary_is_msvcrt(#[case] attr: &str, #[case] triple: &str) {
     let src = source("hello.c", HELLO_C);
-    let Some(bin) = zig_cc("hello-ucrt64", "x86_64-windows-gnu", &[], &src) else {
+    let Some(bin) = mingw_gcc(&format!("hello-{attr}.exe"), triple, &src) else {
         return;
     };
-    let out = verify(&bin, Some("mingwW64"));
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert_eq!(out.check("elf.interp")["status"], "fail");
+    windows_runtime_matrix(&bin, attr);
+}
+
+#[rstest]
+#[case::x86_64("ucrt64", "x86_64-windows-gnu")]
+#[case::aarch64("ucrtAarch64", "aarch64-windows-gnu")]
+fn a_zig_ucrt_binary_is_mingw_ucrt(#[case] attr: &str, #[case] zig_target: &str) {
+    let src = source("hello.c", HELLO_C);
+    let Some(bin) = zig_cc(&format!("hello-{attr}"), zig_target, &[], &src) else {
+        return;
+    };
+    windows_runtime_matrix(&bin, attr);
 }
 
 #[test]
@@ -378,4 +440,44 @@ fn a_go_amd64_v3_binary_fails_a_v2_slot_and_fits_v3() {
             out.stdout
         );
     }
+}
+
+/// `mab-verify platforms` says UNVERIFIED for every row and `[unverified]` for every system
+/// no fixture backs, and never for one that is backed.
+#[test]
+fn platforms_marks_every_unverified_row_and_system() {
+    use mab_verify::platform::{ARCHES, Verified, all_systems};
+    let out = mab(&["platforms"]);
+    assert_eq!(out.code, 0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for arch in ARCHES {
+        let line = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(arch.key()))
+            .unwrap_or_else(|| panic!("no row line for {}", arch.key()));
+        let marked = line.contains("UNVERIFIED");
+        assert_eq!(
+            marked,
+            arch.verified == Verified::Unverified,
+            "{}: {line}",
+            arch.key()
+        );
+    }
+    let mut unverified = 0;
+    for s in all_systems() {
+        let line = lines
+            .iter()
+            .filter(|l| l.starts_with("    "))
+            .find(|l| l.split_whitespace().next() == Some(s.attr))
+            .unwrap_or_else(|| panic!("no line for {}", s.attr));
+        let marked = line.contains("[unverified]");
+        assert_eq!(
+            marked,
+            s.verified == Verified::Unverified,
+            "{}: {line}",
+            s.attr
+        );
+        unverified += usize::from(marked);
+    }
+    eprintln!("systems without a fixture: {unverified}");
 }

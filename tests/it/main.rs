@@ -9,6 +9,7 @@ mod audit;
 mod build;
 mod cache;
 mod catalogue;
+mod debian_ports;
 mod demo_out;
 mod docker_formats;
 mod fixtures_smoke;

@@ -9,7 +9,7 @@
 
 use crate::harness::{Outcome, check_of, mab};
 use crate::support::fixtures_base;
-use mab_verify::platform::{ALL_OSES, Format, Os, Platform};
+use mab_verify::platform::{Format, Os, Platform};
 use sha2::Digest;
 use std::fs;
 use std::io::Read;
@@ -187,7 +187,7 @@ fn platform_of(name: &str) -> Platform {
     let (os, arch) = name.split_once('-').unwrap();
     let os = match os {
         "win32" => "windows",
-        "sunos" => "illumos",
+        "sunos" => "solaris",
         other => other,
     };
     let arch = match arch {
@@ -195,19 +195,8 @@ fn platform_of(name: &str) -> Platform {
         "ia32" => "386",
         other => other,
     };
-    Platform::parse(&format!("{os}/{arch}")).unwrap_or_else(|_| {
-        // An OS the parser has no row for (illumos): the table's OS and CPU row, put together.
-        let cpu = Platform::parse(&format!("linux/{arch}"))
-            .unwrap_or_else(|e| panic!("{name}: linux/{arch} is not in the table: {e}"));
-        Platform {
-            os: ALL_OSES
-                .iter()
-                .copied()
-                .find(|o| o.as_str() == os)
-                .unwrap_or_else(|| panic!("{name}: {os} is not an OS of the table")),
-            ..cpu
-        }
-    })
+    Platform::parse(&format!("{os}/{arch}"))
+        .unwrap_or_else(|e| panic!("{name}: {os}/{arch} is not in the table: {e}"))
 }
 
 fn verify(bin: &Path, expect: Option<&str>) -> Outcome {
@@ -297,10 +286,22 @@ fn sunos_amd64_is_illumos() {
     gets_its_own_platform_and_fails_linux("sunos-x64");
 }
 
+/// nixpkgs has no illumos attribute, but its `x86_64-solaris` double (the table's DOUBLES)
+/// makes `illumos/amd64`, `solaris/amd64` and `x86_64-solaris` names of what the tool reports.
 #[test]
-#[ignore = "the tool reports illumos/amd64 but --expect cannot name it: the platform table has no illumos row (nixpkgs lib.systems.examples has none)"]
 fn sunos_amd64_passes_illumos_amd64() {
     passes_its_own_platform("sunos-x64");
+    let Some(bin) = esbuild("sunos-x64") else {
+        return;
+    };
+    for name in ["illumos/amd64", "x86_64-solaris", "x86_64-unknown-solaris"] {
+        let out = verify(&bin, Some(name));
+        assert_eq!(out.code, 0, "--expect {name}: {}", out.stdout);
+    }
+    for other in ["freebsd/amd64", "linux/amd64"] {
+        let out = verify(&bin, Some(other));
+        assert_eq!(out.code, 1, "--expect {other}: {}", out.stdout);
+    }
 }
 
 #[test]
@@ -374,5 +375,181 @@ fn linux_arm_reports_goarm_and_fails_older_variants() {
             assert_eq!(out.code, 1, "{slot}: {}", out.stdout);
             assert_eq!(abi["status"], "fail", "{slot}: {abi}");
         }
+    }
+}
+
+/// A binary inside a wheel on PyPI: built by the package's own release process (CPython's
+/// Windows wheels by MSVC, Pillow's iOS wheels by Xcode), fetched with `pip download`.
+struct Wheel {
+    /// The pkgsCross attribute the binary is for.
+    attr: &'static str,
+    requirement: &'static str,
+    /// pip's `--platform` tag and `--python-version`.
+    tag: &'static str,
+    python: &'static str,
+    file: &'static str,
+    sha256: &'static str,
+    member: &'static str,
+}
+
+const WHEELS: &[Wheel] = &[
+    Wheel {
+        attr: "x86_64-windows",
+        requirement: "markupsafe==3.0.3",
+        tag: "win_amd64",
+        python: "3.13",
+        file: "markupsafe-3.0.3-cp313-cp313-win_amd64.whl",
+        sha256: "9a1abfdc021a164803f4d485104931fb8f8c1efd55bc6b748d2f5774e78b62c5",
+        member: "markupsafe/_speedups.cp313-win_amd64.pyd",
+    },
+    Wheel {
+        attr: "aarch64-windows",
+        requirement: "markupsafe==3.0.3",
+        tag: "win_arm64",
+        python: "3.13",
+        file: "markupsafe-3.0.3-cp313-cp313-win_arm64.whl",
+        sha256: "7e68f88e5b8799aa49c85cd116c932a1ac15caaa3f5db09087854d218359e485",
+        member: "markupsafe/_speedups.cp313-win_arm64.pyd",
+    },
+    Wheel {
+        attr: "iphone64",
+        requirement: "pillow==13.0.0",
+        tag: "ios_13_0_arm64_iphoneos",
+        python: "3.13",
+        file: "pillow-13.0.0-cp313-cp313-ios_13_0_arm64_iphoneos.whl",
+        sha256: "e98b4f91f99b24b1da72e10621ba181f7281922384a7403094debb4199de6c00",
+        member: "PIL/_imagingmorph.cpython-313-iphoneos.so",
+    },
+    Wheel {
+        attr: "iphone64-simulator",
+        requirement: "pillow==13.0.0",
+        tag: "ios_13_0_x86_64_iphonesimulator",
+        python: "3.13",
+        file: "pillow-13.0.0-cp313-cp313-ios_13_0_x86_64_iphonesimulator.whl",
+        sha256: "2d50500a4a3bc6469adcdb319cf05d688b08ca3bf0f22a05339f3b25b433a599",
+        member: "PIL/_imagingmorph.cpython-313-iphonesimulator.so",
+    },
+];
+
+/// `pip download` of one pinned wheel into `dir`; `Err` when pip cannot fetch.
+fn pip_download(w: &Wheel, dir: &Path) -> Result<PathBuf, String> {
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--platform", w.tag, "--python-version", w.python, "-d"])
+        .arg(dir)
+        .arg(w.requirement)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .output()
+        .map_err(|e| format!("python3 -m pip: {e}"))?;
+    let got = dir.join(w.file);
+    if out.status.success() && got.is_file() {
+        Ok(got)
+    } else {
+        Err(format!(
+            "pip download {} ({}) failed: {}",
+            w.requirement,
+            w.tag,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The wheel's binary for `attr`, checked against its pin and unpacked once (with Python's
+/// own zipfile: a wheel is a zip); `None` after a note when pip cannot fetch, except in CI.
+fn wheel_binary(attr: &str) -> Option<PathBuf> {
+    let w = WHEELS
+        .iter()
+        .find(|w| w.attr == attr)
+        .unwrap_or_else(|| panic!("{attr}: no pinned wheel"));
+    let base = fixtures_base();
+    let dir = base.join(DIR).join("wheels");
+    fs::create_dir_all(&dir).unwrap();
+    let lock = fs::File::create(base.join(format!("{DIR}-wheels.lock"))).unwrap();
+    lock.lock().unwrap();
+    let whl = dir.join(w.file);
+    let unpacked = dir.join(format!("{}.d", w.file));
+    let bin = unpacked.join(w.member);
+    if !whl.is_file() {
+        let staging = dir.join(format!("{}.download", w.file));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging).unwrap();
+        match pip_download(w, &staging) {
+            Ok(got) => fs::rename(got, &whl).unwrap(),
+            Err(e) if ci() => panic!("wheel fixtures unavailable under CI=true: {e}"),
+            Err(e) => {
+                eprintln!("SKIP: wheel fixture unavailable (set CI=true to fail): {e}");
+                return None;
+            }
+        }
+        let _ = fs::remove_dir_all(&staging);
+    }
+    let actual = sha256_hex(&fs::read(&whl).unwrap());
+    if actual != w.sha256 {
+        let _ = fs::remove_file(&whl);
+        let _ = fs::remove_dir_all(&unpacked);
+        panic!("{}: sha256 is {actual}, pinned {}", w.file, w.sha256);
+    }
+    if !bin.is_file() {
+        let tmp = dir.join(format!("{}.unpack", w.file));
+        let _ = fs::remove_dir_all(&tmp);
+        let out = Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&whl)
+            .arg(&tmp)
+            .output()
+            .expect("python3 -m zipfile");
+        assert!(out.status.success(), "unpacking {}: {out:?}", w.file);
+        let _ = fs::remove_dir_all(&unpacked);
+        fs::rename(&tmp, &unpacked).unwrap();
+    }
+    lock.unlock().unwrap();
+    assert!(bin.is_file(), "{} not in {}", w.member, w.file);
+    Some(bin)
+}
+
+/// MSVC-built extension modules (vcruntime140.dll, a Rich header) are the `*-windows` (MSVC)
+/// attributes, not mingw-w64's ucrt or msvcrt ones; every Windows attribute of the CPU in
+/// the table is tried.
+#[rstest::rstest]
+#[case::x86_64("x86_64-windows")]
+#[case::aarch64("aarch64-windows")]
+fn an_msvc_binary_is_msvc(#[case] attr: &str) {
+    let Some(bin) = wheel_binary(attr) else {
+        return;
+    };
+    crate::foreign_platforms::windows_runtime_matrix(&bin, attr);
+}
+
+/// Pillow's iOS extension modules: LC_BUILD_VERSION platform 2 (iphoneos) or 7 (simulator)
+/// makes them iOS, which a macOS expectation of the same CPU fails, and so does Linux.
+#[rstest::rstest]
+#[case::device("iphone64")]
+#[case::simulator("iphone64-simulator")]
+fn an_ios_library_is_ios_not_darwin(#[case] attr: &str) {
+    let Some(bin) = wheel_binary(attr) else {
+        return;
+    };
+    let want = Platform::parse(attr).unwrap();
+    assert_eq!(want.os, Os::Ios, "{attr}");
+    let plain = verify(&bin, None);
+    assert_eq!(
+        plain.json()["artifacts"][0]["platform"],
+        want.oci(),
+        "{attr}"
+    );
+    for own in [attr.to_string(), want.oci()] {
+        let out = verify(&bin, Some(&own));
+        assert_eq!(out.code, 0, "{attr} under {own}: {}", out.stdout);
+    }
+    let darwin = Platform {
+        os: Os::Darwin,
+        ..want
+    };
+    let darwin = Platform::parse(&darwin.oci()).unwrap().oci();
+    for wrong in [darwin, Platform::linux(want.arch).oci()] {
+        let out = verify(&bin, Some(&wrong));
+        assert_eq!(out.code, 1, "{attr} under {wrong}: {}", out.stdout);
+        let format = check_of(&out.json()["artifacts"][0], "elf.format").clone();
+        assert_eq!(format["status"], "fail", "{attr} under {wrong}: {format}");
     }
 }
