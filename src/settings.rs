@@ -342,11 +342,7 @@ fn cache_settings(flags: &VerifyFlags) -> Result<Option<crate::cache::CacheSetti
     if flags.no_cache {
         return Ok(None);
     }
-    let var = |name: &str| {
-        env::get(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| env::get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let dir = flags
         .cache_dir
         .clone()
@@ -355,7 +351,13 @@ fn cache_settings(flags: &VerifyFlags) -> Result<Option<crate::cache::CacheSetti
                 .filter(|p| p.is_absolute())
                 .map(|p| p.join("mab-verify"))
         })
-        .or_else(|| var(env::HOME).map(|h| h.join(".cache").join("mab-verify")));
+        // Only under a home that exists: a Nix build's HOME is `/homeless-shelter`, which
+        // must never be created (the next unsandboxed build refuses to start).
+        .or_else(|| {
+            var(env::HOME)
+                .filter(|h| h.is_dir())
+                .map(|h| h.join(".cache").join("mab-verify"))
+        });
     Ok(dir.map(|dir| crate::cache::CacheSettings { dir, max_bytes }))
 }
 

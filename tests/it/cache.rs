@@ -357,6 +357,22 @@ fn xdg_cache_home_is_the_default_place() {
     assert!(!entries(&home.path().join("mab-verify")).is_empty());
 }
 
+/// A home that does not exist (a Nix build's `/homeless-shelter`) is never created: the next
+/// unsandboxed Nix build would refuse to start. The run goes on without a cache.
+#[test]
+fn a_home_that_does_not_exist_is_not_created() {
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("homeless-shelter");
+    let mut cmd = harness::command();
+    cmd.env_remove("XDG_CACHE_HOME")
+        .env("HOME", &home)
+        .args(["--format", "json", "--no-run"])
+        .arg(&images().multi_layout);
+    let out = harness::run_cmd(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!home.exists(), "{} was created", home.display());
+}
+
 /// `assemble` reads each input layer once and keeps its facts under the digest it writes;
 /// its own verification, `gate` and `push` of the result then only hash the blobs.
 #[test]

@@ -137,3 +137,13 @@ pub fn skopeo(args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A tool a test needs is missing: a skip on a developer's machine, a failure in CI, where
+/// `scripts/setup` has installed everything.
+pub fn missing_tool(why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI: {why} (scripts/setup installs it)"
+    );
+    eprintln!("skip: {why} (run scripts/setup)");
+}
