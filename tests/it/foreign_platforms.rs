@@ -252,7 +252,7 @@ fn a_universal2_file_is_every_slice() {
 }
 
 /// Zig's CPU word and ABI suffix for a row key (its own naming, not the table's).
-fn zig_linux(
+pub(crate) fn zig_linux(
     key: &str,
 ) -> Option<(
     &'static str,
