@@ -16,7 +16,6 @@ pub mod pipeline;
 pub mod platform;
 pub mod progress;
 pub mod publish;
-pub mod redact;
 pub mod report;
 pub mod rootfs;
 pub mod run;

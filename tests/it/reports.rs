@@ -4,25 +4,13 @@
 use crate::harness;
 use crate::support;
 
-use harness::{command, run_cmd, snapshot_settings};
+use harness::{command, run_cmd};
 use support::{fixtures, row};
 
-/// The snapshot settings with insta's filters in place of a hand-written redactor.
+/// The snapshot settings with insta's filters, fixture paths among them.
 fn filtered() -> insta::Settings {
-    let mut s = snapshot_settings();
-    s.add_filter(
-        &regex::escape(&fixtures().dir.display().to_string()),
-        "[fixtures]",
-    );
-    s.add_filter(r"\b\d+ ms\b", "[ms] ms");
-    s.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[ms]""#);
-    s.add_filter(r"\b[0-9a-f]{64}\b", "[sha256]");
-    s.add_filter(r"\b[0-9a-f]{40}\b", "[build-id]");
-    s.add_filter(
-        r#""(size|stdout_bytes|stderr_bytes)": \d+"#,
-        r#""$1": "[n]""#,
-    );
-    s
+    let dir = fixtures().dir.display().to_string();
+    harness::filtered_settings(&[(dir.as_str(), "[fixtures]")])
 }
 
 /// Fixture paths relative to the fixture dir, as a user in that directory would type them.

@@ -105,21 +105,31 @@ where
     run_cmd(cmd)
 }
 
-/// Replace what differs between machines and runs: fixture paths, hashes, sizes, timings.
-pub fn redact(text: &str, replacements: &[(&str, &str)]) -> String {
-    let text = mab_verify::redact::redact(text, replacements);
-    let hex64 = regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap();
-    let hex40 = regex::Regex::new(r"\b[0-9a-f]{40}\b").unwrap();
-    let size = regex::Regex::new(r#""(size|stdout_bytes|stderr_bytes)": \d+"#).unwrap();
-    let text = hex64.replace_all(&text, "[sha256]");
-    let text = hex40.replace_all(&text, "[build-id]");
-    size.replace_all(&text, r#""$1": "[n]""#).into_owned()
-}
-
 pub fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
     s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+/// [`snapshot_settings`] with insta's filters for what differs between machines and runs:
+/// each `(text, placeholder)` (longest first, so a path is not half-replaced by its own
+/// prefix), durations, hashes, build-ids and sizes.
+pub fn filtered_settings(replacements: &[(&str, &str)]) -> insta::Settings {
+    let mut s = snapshot_settings();
+    let mut pairs: Vec<_> = replacements.iter().filter(|(n, _)| !n.is_empty()).collect();
+    pairs.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+    for (needle, placeholder) in pairs {
+        s.add_filter(&regex::escape(needle), *placeholder);
+    }
+    s.add_filter(r"\b\d+ ms\b", "[ms] ms");
+    s.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[ms]""#);
+    s.add_filter(r"\b[0-9a-f]{64}\b", "[sha256]");
+    s.add_filter(r"\b[0-9a-f]{40}\b", "[build-id]");
+    s.add_filter(
+        r#""(size|stdout_bytes|stderr_bytes)": \d+"#,
+        r#""$1": "[n]""#,
+    );
     s
 }
 
