@@ -590,3 +590,74 @@ fn an_attached_attestation_is_found_by_the_fallback_tag_and_names_what_was_pushe
     );
     assert_eq!(statement["subject"][0]["name"], reference.as_str());
 }
+
+/// Another referrer already at the fallback tag (another policy's attestation, another
+/// tool's artifact) is kept when one is attached, and attaching the same one again does not
+/// list it twice.
+#[test]
+fn attaching_keeps_the_referrers_already_at_the_fallback_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = assembled(dir.path());
+    let digest = skopeo_digest(&format!("oci-archive:{}", archive.display()));
+    let reg = registry::Registry::start(None);
+    let reference = format!("{}/kept:v1", reg.addr);
+    let push = |extra: &[&str]| {
+        let mut cmd = command();
+        cmd.args(["push", "--plain-http", "--no-run", "--attach-attestation"])
+            .args(extra)
+            .arg(&archive)
+            .arg(&reference);
+        let out = run_cmd(cmd);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    let listed = || -> Vec<String> {
+        let tag = digest.replacen(':', "-", 1);
+        let referrers = skopeo_raw(&format!("docker://{}/kept:{tag}", reg.addr));
+        let mut digests: Vec<String> = referrers["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap().to_string())
+            .collect();
+        digests.sort();
+        digests
+    };
+    push(&[]);
+    let first = listed();
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Another policy gives another statement, so another referrer of the same index.
+    push(&["--allow-extra"]);
+    let both = listed();
+    assert_eq!(both.len(), 2, "the earlier referrer is kept: {both:?}");
+    assert!(both.contains(&first[0]), "{both:?}");
+    push(&["--allow-extra"]);
+    assert_eq!(listed(), both, "the same referrer is listed once");
+}
+
+/// Without `SOURCE_DATE_EPOCH` the JUnit carries real times: the run's wall time on its
+/// `run.exec` test case and on its suite (under it they are 0, so reports reproduce).
+#[test]
+fn junit_shows_the_run_time_without_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bin) = crate::support::hello("aarch64");
+    let junit = dir.path().join("timed.xml");
+    let mut cmd = command();
+    cmd.env_remove("SOURCE_DATE_EPOCH")
+        .arg("--report")
+        .arg(format!("junit={}", junit.display()))
+        .arg(&bin);
+    let out = run_cmd(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_junit_valid(&xml, "timed run");
+    let time_of = |needle: &str| -> f64 {
+        let line = xml
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in {xml}"));
+        let start = line.find(" time=\"").expect("a time") + 7;
+        line[start..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert!(time_of("name=\"run.exec\"") > 0.0, "{xml}");
+    assert!(time_of("<testsuite ") > 0.0, "{xml}");
+}
