@@ -98,14 +98,9 @@ pub(crate) fn held_to(options: &Settings, declared: Option<&Expected>) -> Settin
     held
 }
 
-/// `index.expected` of an image set, when platforms are expected of it: each image counts as
-/// the platform its index entry, else its config, declares.
-pub(crate) fn index_expected(set: &ImageSet, options: &Settings) -> Option<CheckResult> {
-    if options.expects.is_empty() {
-        return None;
-    }
-    let present: Vec<Platform> = set
-        .images
+/// The platform each image of a set declares: its index entry's, else its config's.
+pub(crate) fn declared_platforms(set: &ImageSet) -> Vec<Platform> {
+    set.images
         .iter()
         .filter_map(|img| {
             img.index_platform
@@ -113,9 +108,17 @@ pub(crate) fn index_expected(set: &ImageSet, options: &Settings) -> Option<Check
                 .and_then(image_checks::declared)
                 .or_else(|| image_checks::declared(&img.config.platform()))
         })
-        .collect();
+        .collect()
+}
+
+/// `index.expected` of an image set, when platforms are expected of it: each image counts as
+/// the platform its index entry, else its config, declares.
+pub(crate) fn index_expected(set: &ImageSet, options: &Settings) -> Option<CheckResult> {
+    if options.expects.is_empty() {
+        return None;
+    }
     Some(image_checks::expected(
-        &present,
+        &declared_platforms(set),
         &options.expects,
         options.allow_extra,
     ))

@@ -75,16 +75,7 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
             image_artifact(&input, set, img, &label, options, &overrides, spill)
         })
         .collect();
-    let present: Vec<Platform> = set
-        .images
-        .iter()
-        .filter_map(|img| {
-            img.index_platform
-                .as_ref()
-                .and_then(checks::declared)
-                .or_else(|| checks::declared(&img.config.platform()))
-        })
-        .collect();
+    let present = super::expect::declared_platforms(set);
     let absent = options
         .platform_filter
         .as_ref()
