@@ -30,22 +30,7 @@ fn assembled(dir: &Path) -> PathBuf {
 
 /// The index digest as skopeo (an independent reader) sees it: the digest of the raw index.
 fn skopeo_digest(source: &str) -> String {
-    let raw = std::process::Command::new("skopeo")
-        .args([
-            "--insecure-policy",
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            source,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    sha256(&raw.stdout)
+    sha256(&skopeo_raw_bytes(source))
 }
 
 struct Written {
@@ -511,22 +496,12 @@ fn merged_reports_match_the_schema_reproduce_and_keep_every_subject() {
 }
 
 fn skopeo_raw(source: &str) -> Value {
-    let raw = std::process::Command::new("skopeo")
-        .args([
-            "--insecure-policy",
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            source,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{source}: {}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    serde_json::from_slice(&raw.stdout).unwrap()
+    serde_json::from_slice(&skopeo_raw_bytes(source)).unwrap()
+}
+
+/// `skopeo inspect --raw`: the manifest or index bytes as the source serves them.
+fn skopeo_raw_bytes(source: &str) -> Vec<u8> {
+    crate::harness::skopeo(&["inspect", "--raw", "--tls-verify=false", source])
 }
 
 #[test]

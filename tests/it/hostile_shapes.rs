@@ -7,6 +7,12 @@ use std::process::{Command, Stdio};
 
 /// A static x86-64 ELF program that exits 0, with `tag` appended so every file differs.
 pub(crate) fn tiny_elf(tag: u32) -> Vec<u8> {
+    tiny_elf_with(&tag.to_le_bytes())
+}
+
+/// A static x86-64 ELF program that exits 0: one PT_LOAD, three instructions, then `trailer`
+/// (mapped too, never run).
+pub(crate) fn tiny_elf_with(trailer: &[u8]) -> Vec<u8> {
     let code: &[u8] = &[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05];
     let mut e = Vec::new();
     e.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
@@ -23,7 +29,7 @@ pub(crate) fn tiny_elf(tag: u32) -> Vec<u8> {
     e.extend(64u16.to_le_bytes());
     e.extend(0u16.to_le_bytes());
     e.extend(0u16.to_le_bytes());
-    let total = 120 + code.len() as u64 + 4;
+    let total = 120 + (code.len() + trailer.len()) as u64;
     e.extend(1u32.to_le_bytes()); // PT_LOAD, R+X, the whole file at 0x400000
     e.extend(5u32.to_le_bytes());
     e.extend(0u64.to_le_bytes());
@@ -33,7 +39,7 @@ pub(crate) fn tiny_elf(tag: u32) -> Vec<u8> {
     e.extend(total.to_le_bytes());
     e.extend(0x1000u64.to_le_bytes());
     e.extend(code);
-    e.extend(tag.to_le_bytes());
+    e.extend(trailer);
     e
 }
 

@@ -88,34 +88,7 @@ impl Tar {
 
 /// A static x86-64 ELF program that exits 0: one PT_LOAD, three instructions.
 fn tiny_elf() -> Vec<u8> {
-    let code: &[u8] = &[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05];
-    let mut e = Vec::new();
-    e.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
-    e.extend(2u16.to_le_bytes()); // ET_EXEC
-    e.extend(62u16.to_le_bytes()); // EM_X86_64
-    e.extend(1u32.to_le_bytes());
-    e.extend((0x400000u64 + 120).to_le_bytes()); // entry
-    e.extend(64u64.to_le_bytes()); // phoff
-    e.extend(0u64.to_le_bytes()); // shoff
-    e.extend(0u32.to_le_bytes());
-    e.extend(64u16.to_le_bytes());
-    e.extend(56u16.to_le_bytes());
-    e.extend(1u16.to_le_bytes());
-    e.extend(64u16.to_le_bytes());
-    e.extend(0u16.to_le_bytes());
-    e.extend(0u16.to_le_bytes());
-    // PT_LOAD, R+X, the whole file at 0x400000.
-    e.extend(1u32.to_le_bytes());
-    e.extend(5u32.to_le_bytes());
-    e.extend(0u64.to_le_bytes());
-    e.extend(0x400000u64.to_le_bytes());
-    e.extend(0x400000u64.to_le_bytes());
-    let total = 120 + code.len() as u64;
-    e.extend(total.to_le_bytes());
-    e.extend(total.to_le_bytes());
-    e.extend(0x1000u64.to_le_bytes());
-    e.extend(code);
-    e
+    crate::hostile_shapes::tiny_elf_with(&[])
 }
 
 fn sha(b: &[u8]) -> String {
