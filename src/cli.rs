@@ -37,23 +37,23 @@ pub struct Cli {
     pub remote: RemoteFlags,
 }
 
-/// How `docker://` inputs are reached.
+/// How registries are reached: those of `docker://` inputs, and `push`'s target.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RemoteFlags {
-    /// Speak HTTP, not HTTPS, to the registries of docker:// inputs (loopback registries).
+    /// Speak HTTP, not HTTPS, to the registry (loopback registries).
     #[arg(long)]
     pub plain_http: bool,
-    /// USER:PASSWORD for docker:// inputs; otherwise ~/.docker/config.json,
+    /// USER:PASSWORD for the registry; otherwise ~/.docker/config.json,
     /// $REGISTRY_AUTH_FILE, or MAB_REGISTRY_USER/MAB_REGISTRY_PASSWORD.
     #[arg(long, value_name = "USER:PASSWORD")]
     pub creds: Option<String>,
     /// Read the registry password from stdin (one line); --creds then gives only USER.
     #[arg(long, requires = "creds")]
     pub password_stdin: bool,
-    /// Trust for docker:// registries: CA files *.crt, client pairs NAME.cert + NAME.key.
+    /// Trust for the registry: CA files *.crt, client pairs NAME.cert + NAME.key.
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
-    /// --tls-verify=false: do not check the certificates of the docker:// registries named.
+    /// --tls-verify=false: do not check the certificates of the registries named.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub tls_verify: bool,
@@ -109,16 +109,9 @@ pub enum Command {
         artifact: PathBuf,
         /// Where to: registry/repository:tag.
         reference: String,
-        /// USER:PASSWORD; otherwise ~/.docker/config.json, $REGISTRY_AUTH_FILE, or
-        /// MAB_REGISTRY_USER/MAB_REGISTRY_PASSWORD.
-        #[arg(long, value_name = "USER:PASSWORD")]
-        creds: Option<String>,
-        /// Read the password from stdin (one line); --creds then gives only USER.
-        #[arg(long, requires = "creds")]
-        password_stdin: bool,
-        /// Speak HTTP, not HTTPS (loopback registries; elsewhere also --allow-remote-plain-http).
-        #[arg(long)]
-        plain_http: bool,
+        // --creds, --password-stdin, --plain-http, --cert-dir, --tls-verify, as for docker://.
+        #[command(flatten)]
+        remote: RemoteFlags,
         /// Allow --plain-http to a registry that is not on this machine.
         #[arg(long, requires = "plain_http")]
         allow_remote_plain_http: bool,
@@ -191,6 +184,7 @@ const PUSH_EXAMPLES: &str = "\
 Examples:
   mab-verify push app.oci.tar ghcr.io/org/app:1.2 --creds \"$USER:$TOKEN\"
   mab-verify push app.oci.tar 127.0.0.1:5000/app:dev --plain-http
+  mab-verify push app.oci.tar registry.internal:5000/app:1.2 --cert-dir /etc/containers/certs.d/registry.internal:5000
 
 Nothing is pushed unless verification passes. Blobs the registry has are skipped. After the
 push the index is fetched back by tag and its digest compared with the verified one.";

@@ -80,19 +80,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Some(Command::Push {
             artifact,
             reference,
-            creds,
-            password_stdin,
-            plain_http,
+            remote,
             allow_remote_plain_http,
             attach_attestation,
             verify,
         }) => push::push(
             &crate::image::reference::local_artifact(&artifact, "push")?,
             &reference,
-            crate::publish::auth::with_password_stdin(creds, password_stdin)
-                .map_err(Error::Usage)?
-                .as_deref(),
-            plain_http,
+            &crate::image::reference::RemoteSettings::from_flags(remote, !verify.quiet)?,
             allow_remote_plain_http,
             &verify,
             attach_attestation,
@@ -132,17 +127,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
             }
             let mut settings = Settings::resolve(&cli.verify)?;
             settings.all = cli.all;
-            settings.remote = crate::image::reference::RemoteSettings {
-                plain_http: cli.remote.plain_http,
-                creds: crate::publish::auth::with_password_stdin(
-                    cli.remote.creds,
-                    cli.remote.password_stdin,
-                )
-                .map_err(Error::Usage)?,
-                cert_dir: cli.remote.cert_dir,
-                tls_verify: cli.remote.tls_verify,
-                progress: !cli.verify.quiet,
-            };
+            settings.remote =
+                crate::image::reference::RemoteSettings::from_flags(cli.remote, !cli.verify.quiet)?;
             verify::verify(&cli.paths, &settings)
         }
     }

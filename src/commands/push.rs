@@ -2,6 +2,7 @@
 
 use crate::cli::VerifyFlags;
 use crate::error::{Error, Result, exit};
+use crate::image::reference::{RemoteSettings, first_line, hint_of};
 use crate::pipeline::fingerprint::{fingerprint, unchanged_since};
 use crate::pipeline::progress;
 use crate::pipeline::verify_one_to;
@@ -29,13 +30,13 @@ fn push_root(layout: &Path) -> Result<(String, String)> {
 pub fn push(
     artifact: &Path,
     reference: &str,
-    creds: Option<&str>,
-    plain_http: bool,
+    remote: &RemoteSettings,
     remote_plain_http: bool,
     flags: &VerifyFlags,
     attach_attestation: bool,
 ) -> Result<u8> {
     use crate::publish::{auth, registry};
+    let plain_http = remote.plain_http;
     let options = Settings::resolve(flags)?;
     let target: registry::Reference = reference
         .parse()
@@ -46,7 +47,7 @@ pub fn push(
             target.registry
         )));
     }
-    let credentials = auth::resolve_credentials(&target.registry, creds)
+    let credentials = auth::resolve_credentials(&target.registry, remote.creds.as_deref())
         .map_err(|e| Error::Registry(Box::new(e)))?;
     let before = fingerprint(artifact)?;
     let report = verify_one_to(artifact, &options, Some(reference))?;
@@ -91,6 +92,7 @@ pub fn push(
         plain_http,
         credentials,
         timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
+        tls: remote.tls(),
         ..Default::default()
     };
     match registry::push_layout(&layout, &root, &media_type, &target, &opts, &mut |line| {
@@ -123,6 +125,12 @@ pub fn push(
         Err(e) if e.status().is_some_and(|s| s == 401 || s == 403) => {
             Err(Error::Registry(Box::new(e)))
         }
+        Err(e @ registry::PushError::Tls { .. }) => Err(Error::Registry(Box::new(e))),
+        // The client's own hint (a TLS failure names --cert-dir and --tls-verify) is kept.
+        Err(e @ registry::PushError::Transport { .. }) => Err(Error::Environment {
+            what: first_line(&e),
+            hint: hint_of(&e),
+        }),
         Err(e) => Err(Error::Environment {
             what: e.to_string(),
             hint: "check that the registry is reachable and try again".into(),

@@ -197,6 +197,31 @@ impl Default for RemoteSettings {
     }
 }
 
+impl RemoteSettings {
+    /// The flags as settings; `--password-stdin` is read here.
+    pub fn from_flags(
+        flags: crate::cli::RemoteFlags,
+        progress: bool,
+    ) -> Result<RemoteSettings, crate::error::Error> {
+        Ok(RemoteSettings {
+            plain_http: flags.plain_http,
+            creds: crate::publish::auth::with_password_stdin(flags.creds, flags.password_stdin)
+                .map_err(crate::error::Error::Usage)?,
+            cert_dir: flags.cert_dir,
+            tls_verify: flags.tls_verify,
+            progress,
+        })
+    }
+
+    /// Whom the client trusts: `--cert-dir` and `--tls-verify`.
+    pub fn tls(&self) -> crate::publish::registry::TlsOptions {
+        crate::publish::registry::TlsOptions {
+            cert_dir: self.cert_dir.clone(),
+            insecure: !self.tls_verify,
+        }
+    }
+}
+
 /// Opens what `r` names as an image source, or `None` for a bare path that is no image
 /// (a binary or a directory of them). A transport that names the wrong kind of file is
 /// exit 2; a registry that cannot be reached is exit 3 naming the host.
@@ -307,10 +332,7 @@ fn open_remote(
         plain_http: remote.plain_http,
         credentials,
         timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
-        tls: registry::TlsOptions {
-            cert_dir: remote.cert_dir.clone(),
-            insecure: !remote.tls_verify,
-        },
+        tls: remote.tls(),
         ..Default::default()
     };
     let unreachable = |e: registry::PushError| match e {
@@ -354,11 +376,11 @@ fn open_remote(
     ))
 }
 
-fn first_line(e: &dyn std::fmt::Display) -> String {
+pub(crate) fn first_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-fn hint_of(e: &dyn std::fmt::Display) -> String {
+pub(crate) fn hint_of(e: &dyn std::fmt::Display) -> String {
     let text = e.to_string();
     text.split_once("hint: ")
         .map(|(_, h)| h.to_string())

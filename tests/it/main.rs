@@ -24,6 +24,7 @@ mod progress;
 mod publish;
 mod publish_exact;
 mod push_hardening;
+mod push_tls;
 mod registry_push;
 mod remote_verify;
 mod reports;

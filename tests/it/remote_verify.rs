@@ -12,7 +12,7 @@ const USER: &str = "puller";
 const PASSWORD: &str = "pa55-for-remote-verify";
 
 /// The good fixture: `index.json` → (ref `latest`) an index blob → three manifests.
-fn nested() -> &'static Path {
+pub(crate) fn nested() -> &'static Path {
     &support::images::images().nested_index
 }
 
@@ -100,7 +100,7 @@ fn served_digest(reference: &str, creds: Option<&str>) -> String {
 }
 
 /// mab-verify with no credentials from this machine's files or environment.
-fn isolated(home: &Path) -> Command {
+pub(crate) fn isolated(home: &Path) -> Command {
     let mut cmd = harness::command();
     cmd.env("HOME", home)
         .env_remove("DOCKER_CONFIG")
@@ -551,7 +551,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA made here, a server certificate for 127.0.0.1 and a client certificate, all P-256.
-fn test_pki(dir: &Path) {
+pub(crate) fn test_pki(dir: &Path) {
     let ec = [
         "-newkey",
         "ec",
@@ -619,7 +619,7 @@ fn test_pki(dir: &Path) {
 
 /// A docker-registry serving HTTPS with the test CA's server certificate; with
 /// `client_auth`, it also requires a client certificate signed by that CA.
-fn tls_registry(pki: &Path, client_auth: bool) -> Registry {
+pub(crate) fn tls_registry(pki: &Path, client_auth: bool) -> Registry {
     let pki = pki.to_path_buf();
     Registry::start_with(move |_| {
         let mut block = format!(
