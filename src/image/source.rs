@@ -31,6 +31,81 @@ pub struct Remote {
     /// Bars on a terminal, `None` with `--quiet` or when stderr is no terminal.
     bars: Option<indicatif::MultiProgress>,
     progress: bool,
+    /// The first read that broke off, for [`Source::network_watch`].
+    broken: NetworkWatch,
+}
+
+/// A registry read that broke off: the connection was cut, reset or timed out in the middle
+/// of a blob, or the registry stopped answering. The environment failed (exit 3); nothing is
+/// judged from the bytes that did arrive.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the connection to registry {registry} broke while reading {what} of {repository}: {message}"
+)]
+pub struct NetworkFailure {
+    pub registry: String,
+    pub repository: String,
+    /// `blob sha256:…` or `manifest sha256:…`.
+    pub what: String,
+    pub message: String,
+}
+
+impl From<NetworkFailure> for crate::error::Error {
+    fn from(f: NetworkFailure) -> Self {
+        let hint = format!(
+            "check the network and that {} is up, then run again (a cut read is never a verdict on the image)",
+            f.registry
+        );
+        crate::error::Error::Environment {
+            what: f.to_string(),
+            hint,
+        }
+    }
+}
+
+/// Where a [`Remote`] records the first [`NetworkFailure`] of any of its reader threads. The
+/// readers above it see only an I/O error, which they may turn into text, so whoever opened
+/// the source asks here before calling what they got bad input.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkWatch(std::sync::Arc<std::sync::Mutex<Option<NetworkFailure>>>);
+
+impl NetworkWatch {
+    fn record(&self, failure: NetworkFailure) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(failure);
+    }
+
+    /// The first read that broke off, if one did.
+    pub fn failure(&self) -> Option<NetworkFailure> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A blob's byte stream as the registry client hands it over: every error from it is the
+/// network's (the client knows nothing of layers), recorded and passed on carrying the
+/// [`NetworkFailure`] as its inner error.
+struct Watched<R> {
+    inner: R,
+    watch: NetworkWatch,
+    failure: NetworkFailure,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return e;
+            }
+            let failure = NetworkFailure {
+                message: e.to_string(),
+                ..self.failure.clone()
+            };
+            self.watch.record(failure.clone());
+            std::io::Error::new(e.kind(), failure)
+        })
+    }
 }
 
 /// Blobs smaller than this are read without a word.
@@ -109,6 +184,7 @@ impl Remote {
             only,
             bars,
             progress,
+            broken: NetworkWatch::default(),
         }
     }
 
@@ -162,14 +238,34 @@ impl Remote {
             .unwrap_or_else(|e| e.into_inner())
             .get(&digest)
             .cloned();
-        let remote_error = |e: crate::publish::registry::PushError| {
-            ImageError::Hostile(format!("{}: {e}", self.puller.reference()))
+        let reference = self.puller.reference();
+        let cut = |what: String, message: String| NetworkFailure {
+            registry: reference.registry.clone(),
+            repository: reference.repository.clone(),
+            what,
+            message,
+        };
+        // A request that could not be made or kept failing (after the client's retries) is
+        // the environment's; an answer the registry gave (404, 401) is about the image.
+        let remote_error = |what: &str, e: crate::publish::registry::PushError| {
+            let network = matches!(e, crate::publish::registry::PushError::Transport { .. })
+                || e.is_transient();
+            if network {
+                let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                self.broken.record(cut(format!("{what} {digest}"), first));
+            }
+            ImageError::Hostile(format!("{reference}: {e}"))
         };
         match known {
             Some(cached) => {
                 let bytes = match cached {
                     Some(b) => b,
-                    None => self.puller.manifest(&digest).map_err(remote_error)?.bytes,
+                    None => {
+                        self.puller
+                            .manifest(&digest)
+                            .map_err(|e| remote_error("manifest", e))?
+                            .bytes
+                    }
                 };
                 self.learn_children(&bytes);
                 self.manifests
@@ -180,7 +276,15 @@ impl Remote {
                 Ok(Some((Box::new(std::io::Cursor::new(bytes)), len)))
             }
             None => {
-                let (reader, len) = self.puller.blob(&digest).map_err(remote_error)?;
+                let (reader, len) = self
+                    .puller
+                    .blob(&digest)
+                    .map_err(|e| remote_error("blob", e))?;
+                let reader: Box<dyn Read + Send> = Box::new(Watched {
+                    inner: reader,
+                    watch: self.broken.clone(),
+                    failure: cut(format!("blob {digest}"), String::new()),
+                });
                 let Some(len) = len else {
                     return Err(ImageError::Hostile(format!(
                         "{}: blob {digest} was served without a Content-Length; refusing a blob of unknown size",
@@ -303,6 +407,15 @@ impl Source {
         platform
             .and_then(crate::check::image::declared)
             .is_some_and(|p| p.arch != want.arch || p.os != want.os)
+    }
+
+    /// For a registry source, where a read that broke off is recorded (see [`NetworkWatch`]).
+    pub fn network_watch(&self) -> Option<NetworkWatch> {
+        match self {
+            Source::Remote(r) => Some(r.broken.clone()),
+            Source::Named(inner, _) => inner.network_watch(),
+            Source::Dir(_) | Source::Tar(_) => None,
+        }
     }
 
     /// The member names, for detection.

@@ -84,10 +84,14 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
             )?
             .ok_or_else(|| Error::input(p, "names no image"))?;
             progress(&format!("reading {}…", p.display()));
-            sets.push((
-                crate::image::read(p, source, format, &mut read).map_err(bad)?,
-                set_options,
-            ));
+            let watch = source.network_watch();
+            let set = crate::image::read(p, source, format, &mut read);
+            // A registry read cut off midway is the network's failure, whatever the readers
+            // above it made of the short stream.
+            if let Some(failure) = watch.and_then(|w| w.failure()) {
+                return Err(failure.into());
+            }
+            sets.push((set.map_err(bad)?, set_options));
             continue;
         }
         if !p.exists() {

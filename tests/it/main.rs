@@ -19,6 +19,7 @@ mod hostile_shapes;
 mod image_fixtures_smoke;
 mod images;
 mod inspect;
+mod network_cuts;
 mod nix_files;
 mod progress;
 mod publish;
