@@ -529,13 +529,17 @@ fn scan_member(
     };
     let can_judge = tee_side.is_none() && declared_digest.is_some();
     // Only a blob that is not what its descriptor names is damage; a blob that is exactly
-    // the named bytes and still cannot be read was written that way, and is refused.
+    // the named bytes and still cannot be read was written that way, and is refused. A size
+    // that lies about intact bytes is damage too: `blob.size` judges it.
     let damaged = |ctx: &Ctx<'_, '_>, error: ImageError| -> Result<Option<LayerRead>, ImageError> {
         if !can_judge {
             return Err(error);
         }
         match stored_digest(ctx.source, member)? {
-            Some((digest, size)) if Some(digest.as_str()) != declared_digest => {
+            Some((digest, size))
+                if Some(digest.as_str()) != declared_digest
+                    || declared_size.is_some_and(|d| d != size) =>
+            {
                 Ok(Some(Err(Damage {
                     digest,
                     size,

@@ -334,8 +334,6 @@ fn a_decompression_bomb_stops_at_the_limit() {
 #[rstest]
 #[case("json_too_large", "4194304-byte limit")]
 #[case("deep_nesting", "nest deeper than 8")]
-#[case("size_larger", "shorter than (truncated?) the")]
-#[case("size_smaller", "longer than the")]
 fn malformed_archives_exit_2(#[case] name: &str, #[case] says: &str) {
     assert_refused(&images().dir.join("broken").join(name), None, says);
 }

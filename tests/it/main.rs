@@ -34,4 +34,5 @@ mod run_limits;
 mod runtime_reading;
 mod sealed_runs;
 mod settings;
+mod size_lies;
 mod third_party;
