@@ -83,7 +83,13 @@ pub fn verify_set(set: &ImageSet, options: &Settings, spill: Option<&Path>) -> V
     if let Some(index) = index_artifact(&input, set, options, absent) {
         artifacts.insert(0, index);
     }
-    let subject = crate::report::subject::Subject::of_images(&input, set.root.as_ref(), &artifacts);
+    let mut subject =
+        crate::report::subject::Subject::of_images(&input, set.root.as_ref(), &artifacts);
+    if let Ok(crate::image::reference::ImageRef::Registry(r)) =
+        crate::image::reference::parse(&input)
+    {
+        subject.read_from(&r);
+    }
     if let Some(first) = artifacts.first_mut() {
         first.subject = Some(subject);
     }

@@ -165,6 +165,11 @@ fn properties(report: &Report, a: &Artifact) -> Vec<(String, String)> {
                 .clone()
                 .map(|r| ("subject.reference".to_string(), r)),
         );
+        props.extend(
+            s.registry
+                .clone()
+                .map(|r| ("subject.registry".to_string(), r)),
+        );
     }
     if let Some(p) = &a.platform {
         props.push(("platform".to_string(), p.clone()));

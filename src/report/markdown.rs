@@ -242,8 +242,19 @@ fn subjects(out: &mut String, report: &Report) {
         if let Some(t) = &s.tag {
             let _ = writeln!(out, "  - tag: `{}`", cell(t));
         }
-        if let Some(r) = &s.reference {
-            let _ = writeln!(out, "  - published to: `{}`", cell(r));
+        match (&s.registry, &s.reference) {
+            (Some(registry), Some(r)) => {
+                let _ = writeln!(
+                    out,
+                    "  - served by registry `{}` for `{}`",
+                    cell(registry),
+                    cell(r)
+                );
+            }
+            (_, Some(r)) => {
+                let _ = writeln!(out, "  - published to: `{}`", cell(r));
+            }
+            _ => {}
         }
         for a in &s.attestations {
             let _ = writeln!(out, "  - attestation: `{}`", cell(a));

@@ -18,6 +18,10 @@ pub struct Subject {
     pub tag: Option<String>,
     /// Where it is published (`push ARTIFACT REF`), or the registry reference it was read from.
     pub reference: Option<String>,
+    /// The registry a `docker://` input was read from: `digest` is then what it served for
+    /// `reference` (for an index, the index digest) and `tag` the tag asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
     pub platforms: Vec<PlatformSubject>,
     /// Attestation manifests listed beside the images (digests).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -89,6 +93,7 @@ impl Subject {
             media_type,
             tag,
             reference: None,
+            registry: None,
             platforms,
             attestations: Vec::new(),
         }
@@ -110,6 +115,7 @@ impl Subject {
             media_type: None,
             tag: None,
             reference: None,
+            registry: None,
             platforms: artifacts
                 .iter()
                 .filter(|a| !a.sha256.is_empty())
@@ -135,6 +141,15 @@ impl Subject {
         }
     }
 
+    /// `docker://REF`: read from a registry, which served `digest` for `reference`.
+    pub fn read_from(&mut self, reference: &crate::publish::registry::Reference) {
+        self.registry = Some(reference.registry.clone());
+        self.reference = Some(reference.to_string());
+        if !reference.tag.is_empty() {
+            self.tag = Some(reference.tag.clone());
+        }
+    }
+
     /// One line: `index sha256:… · 1234 bytes · application/… · tag latest`.
     pub fn headline(&self) -> String {
         let mut parts = vec![match &self.digest {
@@ -144,7 +159,12 @@ impl Subject {
         parts.extend(self.size.map(|n| format!("{n} bytes")));
         parts.extend(self.media_type.clone());
         parts.extend(self.tag.as_ref().map(|t| format!("tag {t}")));
-        parts.extend(self.reference.as_ref().map(|r| format!("to {r}")));
+        match (&self.registry, &self.reference) {
+            (Some(registry), Some(r)) => {
+                parts.push(format!("served by registry {registry} for {r}"))
+            }
+            (_, r) => parts.extend(r.as_ref().map(|r| format!("to {r}"))),
+        }
         parts.join(" · ")
     }
 }

@@ -27,6 +27,7 @@ mod publish_exact;
 mod push_hardening;
 mod push_tls;
 mod registry_push;
+mod remote_report;
 mod remote_verify;
 mod reports;
 mod run;
