@@ -23,8 +23,8 @@ fn sha(b: &[u8]) -> String {
 }
 
 /// An OCI layout being written: blobs by digest, `index.json` last.
-struct Layout {
-    dir: PathBuf,
+pub(crate) struct Layout {
+    pub(crate) dir: PathBuf,
 }
 
 impl Layout {
@@ -205,7 +205,7 @@ fn docker25_save(tmp: &Path, tagged: bool, damage: impl Fn(&mut Vec<u8>)) -> Pat
     tar
 }
 
-fn image_artifacts(json: &Value) -> Vec<&Value> {
+pub(crate) fn image_artifacts(json: &Value) -> Vec<&Value> {
     json["artifacts"]
         .as_array()
         .unwrap()
@@ -368,7 +368,7 @@ const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// (an SBOM: `artifactType`, the empty config, an `application/spdx+json` layer) whose
 /// `subject` is the amd64 manifest, as `oras attach` writes into a layout.
 /// Returns the layout and the platform manifests' descriptors.
-fn buildx_layout(dir: &Path) -> (Layout, Vec<Value>) {
+pub(crate) fn buildx_layout(dir: &Path) -> (Layout, Vec<Value>) {
     let multi = &images().multi_layout;
     let l = Layout::copy_of(multi, dir);
     let mut entries = Vec::new();
@@ -431,7 +431,7 @@ fn buildx_layout(dir: &Path) -> (Layout, Vec<Value>) {
     (l, platforms)
 }
 
-fn attached(img: &Value) -> Vec<&Value> {
+pub(crate) fn attached(img: &Value) -> Vec<&Value> {
     img["image"]["attached"]
         .as_array()
         .map(|a| a.iter().collect())
