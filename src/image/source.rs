@@ -684,6 +684,54 @@ impl TarIndex {
 mod tests {
     use super::narrow_index;
 
+    /// Half a blob, then the connection resets.
+    struct Cut(usize);
+
+    impl std::io::Read for Cut {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::ErrorKind::ConnectionReset.into());
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_broken_stream_carries_and_records_its_network_failure() {
+        use std::io::Read as _;
+        let watch = super::NetworkWatch::default();
+        let template = super::NetworkFailure {
+            registry: "127.0.0.1:5000".into(),
+            repository: "app".into(),
+            what: "blob sha256:ab".into(),
+            message: String::new(),
+        };
+        let mut stream = super::Watched {
+            inner: Cut(10),
+            watch: watch.clone(),
+            failure: template.clone(),
+        };
+        let mut sink = Vec::new();
+        let e = stream.read_to_end(&mut sink).unwrap_err();
+        assert_eq!(sink.len(), 10);
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+        let carried = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<super::NetworkFailure>())
+            .expect("the failure rides on the I/O error");
+        let recorded = watch
+            .failure()
+            .expect("recorded for whoever opened the source");
+        assert_eq!(carried, &recorded);
+        assert_eq!(recorded.what, template.what);
+        assert!(!recorded.message.is_empty());
+        let error: crate::error::Error = recorded.into();
+        assert_eq!(error.exit_code(), crate::error::exit::ENVIRONMENT);
+        assert!(error.to_string().contains("127.0.0.1:5000"), "{error}");
+    }
+
     const INDEX: &str = r#"{"schemaVersion":2,"manifests":[
         {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,
          "annotations":{"org.opencontainers.image.ref.name":"1.2"}},
