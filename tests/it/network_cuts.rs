@@ -277,7 +277,7 @@ fn a_blob_cut_mid_response_is_exit_3_naming_host_and_blob() {
         },
     );
     let out = remote_verify(dir.path(), &hangup.addr, &out_dir);
-    assert!(hangup.cuts() >= 2, "the client did not retry the blob");
+    assert!(hangup.cuts() >= 1, "the proxy never saw the blob");
     assert_names_environment(&out, &hangup.addr, &digest);
 }
 

@@ -5,7 +5,6 @@
 use crate::harness::{self, registry::Registry};
 use crate::remote_verify::isolated;
 use crate::support::{images::images, row};
-use mab_verify::publish::registry::{PushOptions, Reference, push_layout};
 use rstest::rstest;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -100,26 +99,18 @@ fn archive_of(layout: &Path, out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
-/// The image in a registry: the true fixture pushed by the library's client (which refuses
-/// a layout whose sizes lie), then the lying manifest PUT by tag as it is, in plain HTTP/1.1.
+/// The image in a registry: the true fixture copied by skopeo (which refuses a layout whose
+/// sizes lie), then the lying manifest PUT by tag as it is, in plain HTTP/1.1.
 /// Returns the `docker://` name to read it back by.
 fn pushed(layout: &Path, reg: &Registry) -> String {
     let truthful = images().oci_layout_for(row("x86_64-linux")).unwrap();
-    let index = read_json(&truthful.join("index.json"));
-    let root = &index["manifests"][0];
-    let reference: Reference = format!("{}/lies/app:v1", reg.addr).parse().unwrap();
-    push_layout(
-        truthful,
-        root["digest"].as_str().unwrap(),
-        root["mediaType"].as_str().unwrap(),
-        &reference,
-        &PushOptions {
-            plain_http: true,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
+    let reference = format!("{}/lies/app:v1", reg.addr);
+    harness::skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}", truthful.display()),
+        &format!("docker://{reference}"),
+    ]);
     let lying = read_json(&layout.join("index.json"))["manifests"][0].clone();
     let body = fs::read(blob(layout, lying["digest"].as_str().unwrap())).unwrap();
     let mut conn = std::net::TcpStream::connect(&reg.addr).unwrap();
