@@ -33,3 +33,4 @@ mod runtime_reading;
 mod sealed_runs;
 mod settings;
 mod third_party;
+mod tls_scope;
