@@ -37,3 +37,4 @@ mod sealed_runs;
 mod settings;
 mod size_lies;
 mod third_party;
+mod tls_scope;
