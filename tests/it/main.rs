@@ -20,6 +20,7 @@ mod image_fixtures_smoke;
 mod images;
 mod inspect;
 mod nix_files;
+mod parallel_read;
 mod progress;
 mod publish;
 mod publish_exact;
