@@ -21,6 +21,7 @@ mod images;
 mod inspect;
 mod network_cuts;
 mod nix_files;
+mod parallel_read;
 mod progress;
 mod publish;
 mod publish_exact;
