@@ -136,6 +136,7 @@ fn verify_inputs_bounded(
     for (set, set_options) in &sets {
         crate::cache::note_hits(set);
         let artifacts = image::verify_set(set, set_options, spill_path);
+        crate::cache::runs::note_hits(&set.path, &artifacts);
         for a in &artifacts {
             if let (RunReport::Skipped { .. }, Some(e)) = (&a.run, &a.expected) {
                 outcome.missing_emulators.push(e.platform.clone());
