@@ -95,8 +95,15 @@ def main():
     rev = os.environ.get("GIT_REV", "unknown")
     out.append(f"### {mode} fixture{' (CI smoke, one run each)' if ci else ''}, {now}")
     out.append("")
-    out.append(f"- Machine: {machine()}; load average {os.environ['LOAD_BEFORE']} before, "
-               f"{os.environ['LOAD_AFTER']} after.")
+    out.append(f"- Machine: {machine()}; load average (1, 5, 15 min) {os.environ.get('LOAD_START', '?')} when "
+               f"bench/run started, {os.environ['LOAD_BEFORE']} before the timed rounds, "
+               f"{os.environ['LOAD_AFTER']} after them.")
+    if os.environ.get("NOTE_TEXT"):
+        out.append(f"- Note: {os.environ['NOTE_TEXT']}")
+    if os.environ.get("ELAPSED"):
+        e = int(os.environ["ELAPSED"])
+        out.append(f"- This `bench/run` took {e // 60} min {e % 60} s in all (build, fixtures, registries, "
+                   f"{runs} round{'s' if runs != '1' else ''}).")
     out.append(f"- mab-verify: {rev}; build: {os.environ['PROFILE']}. Peers: "
                f"{first_line(sh('openssl', 'version'))}; {first_line(sh('pigz', '--version'))}; "
                f"{first_line(sh('skopeo', '--version'))}; {first_line(sh('umoci', '--version'))}; "
@@ -223,6 +230,53 @@ def main():
                 f"{k[len('qemu_'):]} {fmt_s(wall(k))}" for k in demo_keys) + ".")
             out.append("")
 
+    # Issue 16: verify from a registry, and push, on loopback docker-registry instances.
+    if any(k in rows for k in ["remote_verify", "push"]):
+        out.append("**Registries: remote verify and push** (docker-registry on 127.0.0.1, storage in RAM)")
+        out.append("")
+        out.append("| measurement | command | best wall (s) | compared with | its wall (s) | ratio | peak RSS (MiB) | exit codes |")
+        out.append("|---|---|---:|---|---:|---:|---:|---|")
+        pull_then_verify = wall("remote_pull") + wall("verify") if wall("remote_pull") and wall("verify") else None
+        pairs = [
+            ("remote_verify", wall("verify"), "local full verify of the same layout (`verify`)"),
+            ("remote_verify", pull_then_verify, "`remote_pull` + local verify (sum of the two rows)"),
+            ("remote_pull", None, ""),
+            ("push", wall("push_skopeo"), "`push_skopeo`: skopeo pushing the same bytes"),
+            ("push_warm", wall("push_skopeo"), "`push_skopeo`"),
+            ("push_skopeo", None, ""),
+        ]
+        for key, base, base_name in pairs:
+            if key not in rows:
+                continue
+            r = rows[key]
+            shown = (r["cmd"] + (f" — *{r['note']}*" if r["note"] else "")).replace("|", "\\|")
+            out.append(f"| {key} | {shown} | {fmt_s(wall(key))} | {base_name or '–'} | {fmt_s(base)} | "
+                       f"{fmt_ratio(wall(key), base)} | {fmt_mib(rss_mib(key))} | {r['rc'] or '–'} |")
+        out.append("")
+        out.append("`push` verifies the layout (here `--no-cache`: a full read) before it uploads and "
+                   "reads the registry's copy back; skopeo only copies. `push_warm` is the release "
+                   "case, where an earlier verify left the layers' facts in the cache. Every push "
+                   "goes to a new, empty registry.")
+        out.append("")
+        if wall("remote_verify") and wall("verify"):
+            ratio = wall("remote_verify") / wall("verify")
+            targets.append(("remote verify ≤ 1.3× the local full verify (issue 16)", f"{ratio:.2f}×", ratio <= 1.3))
+        if wall("remote_verify") and pull_then_verify:
+            ratio = wall("remote_verify") / pull_then_verify
+            targets.append(("remote verify ≤ 1.0× skopeo copy docker:// dir: + local verify (issue 16)",
+                            f"{ratio:.2f}×", ratio <= 1.0))
+        if rss_mib("remote_verify"):
+            targets.append(("remote verify peak RSS ≤ 32 MiB (issue 16)", f"{rss_mib('remote_verify'):.0f} MiB",
+                            rss_mib("remote_verify") <= 32))
+        if wall("push") and wall("push_skopeo"):
+            ratio = wall("push") / wall("push_skopeo")
+            targets.append(("push (--no-cache) ≤ 1.2× skopeo copy --all oci: docker:// (issue 16)",
+                            f"{ratio:.2f}×", ratio <= 1.2))
+        if wall("push_warm") and wall("push_skopeo"):
+            ratio = wall("push_warm") / wall("push_skopeo")
+            targets.append(("push, warm cache ≤ 1.2× skopeo copy --all oci: docker:// (issue 16)",
+                            f"{ratio:.2f}×", ratio <= 1.2))
+
     # Issue 19: the fact cache, the release pipeline and eight platforms.
     if any(k in rows for k in ["cache_warm", "cache_cold", "release", "verify_p8"]):
         out.append("**Fact cache, release pipeline, eight platforms**")
@@ -258,7 +312,8 @@ def main():
             targets.append(("8 platforms ≤ 0.6× their floor", f"{ratio:.2f}×", ratio <= 0.6))
         if rss_mib("verify_p8"):
             targets.append(("8 platforms peak RSS ≤ 32 MiB", f"{rss_mib('verify_p8'):.0f} MiB", rss_mib("verify_p8") <= 32))
-            small = rss_mib("verify_small") if "verify_small" in rows else None
+            small = rss_mib("verify_small") if "verify_small" in rows else (
+                rss_mib("verify") if os.environ.get("MODE") == "small" else None)
             if small:
                 d = rss_mib("verify_p8") - small
                 targets.append(("8-platform RSS within 8 MiB of the small fixture's", f"{d:+.0f} MiB", d <= 8))

@@ -307,6 +307,9 @@ pub struct VerifyFlags {
     /// Most distinct images one input may hold [default: 256, or `[limits] max_images`].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub max_images: Option<u32>,
+    /// Most layer reads, checks and runs at once, across all images [default: one per core]; 1 reads in index order.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
 }
 
 /// A report format `--report` can write.

@@ -57,6 +57,8 @@ pub struct Settings {
     pub remote: crate::image::reference::RemoteSettings,
     /// The fact cache, `None` with `--no-cache` or when no cache directory is known.
     pub cache: Option<crate::cache::CacheSettings>,
+    /// `--jobs`: the bound on parallel work; `None`, one worker per core.
+    pub jobs: Option<usize>,
 }
 
 /// `[build]` of `mab.toml`.
@@ -133,7 +135,12 @@ impl Settings {
             Some(p) => p.display().to_string(),
             None => "mab.toml".to_string(),
         };
-        Settings::from_parts(flags, &config, &place)
+        let settings = Settings::from_parts(flags, &config, &place)?;
+        crate::image::parallel::set_jobs(settings.jobs).map_err(|e| Error::Environment {
+            what: e.to_string(),
+            hint: "lower --jobs, or raise the process's thread limit".into(),
+        })?;
+        Ok(settings)
     }
 
     /// Resolve `flags` over an already parsed `config` (`place` names it in errors).
@@ -250,6 +257,7 @@ impl Settings {
             },
             remote: Default::default(),
             cache: cache_settings(flags)?,
+            jobs: flags.jobs.map(usize::from),
         })
     }
 

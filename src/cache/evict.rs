@@ -2,6 +2,7 @@
 //! writers left in `tmp/` goes after an hour.
 
 use super::entry::{self, ENTRIES, TMP};
+use super::runs::RUNS;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -11,11 +12,12 @@ const STALE: Duration = Duration::from_secs(3600);
 /// Evict until the entries' total is at most `max_bytes`. `fresh` (just stored) goes last,
 /// and only when it alone is larger than the bound.
 pub fn enforce(root: &Path, max_bytes: u64, fresh: &Path) {
-    let Ok(listing) = std::fs::read_dir(root.join(ENTRIES)) else {
-        return;
-    };
     let mut entries: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
-    for e in listing.flatten() {
+    for e in std::fs::read_dir(root.join(ENTRIES))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let dir = e.path();
         let used = std::fs::metadata(dir.join("head"))
             .and_then(|m| m.modified())
@@ -24,13 +26,27 @@ pub fn enforce(root: &Path, max_bytes: u64, fresh: &Path) {
         let bytes = entry::read_head(&dir).map_or(0, |h| h.bytes);
         entries.push((used, bytes, dir));
     }
+    // Run outcomes are single files, judged by their own size.
+    for e in std::fs::read_dir(root.join(RUNS))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(m) = e.metadata() else { continue };
+        let used = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        entries.push((used, m.len(), e.path()));
+    }
     let mut total: u64 = entries.iter().map(|(_, b, _)| b).sum();
     entries.sort_by_key(|(used, _, dir)| (dir == fresh, *used));
-    for (_, bytes, dir) in &entries {
+    for (_, bytes, path) in &entries {
         if total <= max_bytes {
             break;
         }
-        entry::discard(dir);
+        if path.starts_with(root.join(RUNS)) {
+            let _ = std::fs::remove_file(path);
+        } else {
+            entry::discard(path);
+        }
         total = total.saturating_sub(*bytes);
     }
     clean_tmp(root);

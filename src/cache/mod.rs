@@ -10,6 +10,7 @@
 
 mod entry;
 mod evict;
+pub mod runs;
 
 use crate::image::layer::{Budget, EntryKind, Hashing, LayerScan};
 use crate::image::{ImageError, Limits};
@@ -55,7 +56,7 @@ impl Cache {
     /// a cache is a saving, never a requirement.
     fn prepare(&self) -> bool {
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        for sub in [entry::ENTRIES, entry::TMP] {
+        for sub in [entry::ENTRIES, entry::TMP, runs::RUNS] {
             if let Err(e) = std::fs::create_dir_all(self.dir.join(sub)) {
                 if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     crate::pipeline::progress(&format!(

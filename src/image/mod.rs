@@ -7,6 +7,7 @@ pub mod dump;
 pub mod extract;
 pub mod gotar;
 pub mod layer;
+pub mod parallel;
 mod plain;
 pub mod reference;
 pub mod script;
@@ -344,7 +345,7 @@ impl RootDescriptor {
 
 /// Receives each layer's bytes during the single read, so `assemble` can write them out
 /// without reading the input twice.
-pub trait LayerTee {
+pub trait LayerTee: Send {
     /// Before layer `index` of the image whose manifest is `image` is read: where its bytes
     /// should also go. `Verbatim` takes the blob as stored, `Tar` the uncompressed stream.
     fn begin(
@@ -383,6 +384,14 @@ struct Ctx<'a, 'b> {
     listed: std::collections::HashMap<String, Descriptor>,
     /// Keep every file's mode and digest in the view (`dump`).
     record: bool,
+    /// Images whose manifest and config are read, their layers not yet (`read_layers`).
+    pending: Vec<Pending>,
+}
+
+/// An image of `ImageSet::images` (at `at`) waiting for its layers.
+struct Pending {
+    at: usize,
+    layers: Vec<Descriptor>,
 }
 
 /// What an input turned out to be when sniffed: an image container, or not.
@@ -456,17 +465,26 @@ fn read_with(
         nested: Vec::new(),
         root: None,
     };
-    let mut ctx = Ctx {
-        source: &source,
-        opts,
-        listed: Default::default(),
-        record,
-    };
-    match format {
-        Format::OciLayout | Format::OciArchive => read_oci(&mut ctx, &mut set)?,
-        Format::DockerArchive => read_docker_archive(&mut ctx, &mut set)?,
-    }
-    Ok(set)
+    parallel::within(|| {
+        let mut ctx = Ctx {
+            source: &source,
+            opts,
+            listed: Default::default(),
+            record,
+            pending: Vec::new(),
+        };
+        match format {
+            Format::OciLayout | Format::OciArchive => {
+                // The indexes are walked first; an error there still comes after whatever the
+                // layers of the images listed before it would have reported.
+                let walked = read_oci(&mut ctx, &mut set);
+                read_layers(&mut ctx, &mut set)?;
+                walked?;
+            }
+            Format::DockerArchive => read_docker_archive(&mut ctx, &mut set)?,
+        }
+        Ok(set)
+    })
 }
 
 /// A layer blob that is not the bytes its descriptor names (a flipped bit, a cut): what it
@@ -605,71 +623,175 @@ fn scan_member(
     Ok(Some(Ok(scan)))
 }
 
-/// Scan an image's layers. With nothing to tee they are independent, so they are decoded in
-/// parallel across cores (each bounded by the image's limit, their sum checked after); a tee
-/// needs them in order.
-fn scan_layers(
-    ctx: &mut Ctx<'_, '_>,
-    image: &str,
-    layers: &[Descriptor],
-) -> Result<Vec<Option<LayerRead>>, ImageError> {
+/// What a layer read needs besides the layer, shared by the workers.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    source: &'a Source,
+    limits: &'a Limits,
+    spill: Option<&'a Path>,
+    cache: Option<&'a crate::cache::Cache>,
+    record: bool,
+}
+
+impl Shared<'_> {
+    fn scan(
+        &self,
+        image: &str,
+        l: &Descriptor,
+        budget: &layer::Budget,
+    ) -> Result<Option<LayerRead>, ImageError> {
+        let mut solo = ReadOptions {
+            limits: self.limits,
+            spill: self.spill,
+            tee: None,
+            cache: self.cache,
+        };
+        let mut ctx = Ctx {
+            source: self.source,
+            opts: &mut solo,
+            listed: Default::default(),
+            record: self.record,
+            pending: Vec::new(),
+        };
+        scan_member(
+            &mut ctx,
+            &blob_path(&l.digest)?,
+            image,
+            0,
+            &l.digest,
+            Some(l.size),
+            Some(&l.digest),
+            budget,
+        )
+    }
+}
+
+/// Read the layers of every image waiting for them, each image within its own decompression
+/// budget. With a tee (it needs the bytes in order) or one worker (`--jobs 1`) one layer after
+/// another in index order; otherwise images and layers alike on the one worker pool. Both give
+/// the same facts: a layer two images share is read by the first in index order, and the
+/// second asks the cache for it only after that read is done (a level later), as it would
+/// in order; the error reported is the first in index order.
+fn read_layers(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError> {
+    let pending = std::mem::take(&mut ctx.pending);
     let limit = ctx.opts.limits.max_uncompressed;
-    if ctx.opts.tee.is_some() {
-        let budget = layer::Budget::new(limit);
-        return layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                scan_member(
-                    ctx,
-                    &blob_path(&l.digest)?,
-                    image,
-                    i,
-                    &l.digest,
-                    Some(l.size),
-                    Some(&l.digest),
-                    &budget,
+    if ctx.opts.tee.is_some() || parallel::sequential() {
+        for p in &pending {
+            let budget = layer::Budget::new(limit);
+            let digest = set.images[p.at].manifest_digest.clone();
+            let scans = p
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    scan_member(
+                        ctx,
+                        &blob_path(&l.digest)?,
+                        &digest,
+                        i,
+                        &l.digest,
+                        Some(l.size),
+                        Some(&l.digest),
+                        &budget,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let read = finish_oci_image(&set.images[p.at], &p.layers, scans)?;
+            install_layers(&mut set.images[p.at], read);
+        }
+        return Ok(());
+    }
+    use rayon::prelude::*;
+    let shared = Shared {
+        source: ctx.source,
+        limits: ctx.opts.limits,
+        spill: ctx.opts.spill,
+        cache: ctx.opts.cache,
+        record: ctx.record,
+    };
+    // An image waits for the images that first list a layer it lists too.
+    let mut owner: std::collections::HashMap<(&str, u64), usize> = Default::default();
+    let mut level = vec![0usize; pending.len()];
+    for (n, p) in pending.iter().enumerate() {
+        for l in &p.layers {
+            let first = *owner.entry((l.digest.as_str(), l.size)).or_insert(n);
+            if first != n {
+                level[n] = level[n].max(level[first] + 1);
+            }
+        }
+    }
+    let mut results: Vec<Option<Result<LayersRead, ImageError>>> =
+        (0..pending.len()).map(|_| None).collect();
+    let mut first_error = usize::MAX;
+    for now in 0..=level.iter().copied().max().unwrap_or(0) {
+        let todo: Vec<usize> = (0..pending.len())
+            .filter(|&n| level[n] == now && n < first_error)
+            .collect();
+        let images = &set.images;
+        let done: Vec<(usize, Result<LayersRead, ImageError>)> = todo
+            .into_par_iter()
+            .map(|n| {
+                let p = &pending[n];
+                (
+                    n,
+                    read_image_layers(&shared, &images[p.at], &p.layers, limit),
                 )
             })
             .collect();
+        for (n, read) in done {
+            if read.is_err() {
+                first_error = first_error.min(n);
+            }
+            results[n] = Some(read);
+        }
     }
+    for (p, read) in pending.iter().zip(results) {
+        match read {
+            Some(Ok(read)) => install_layers(&mut set.images[p.at], read),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// One image's layers in parallel. A layer it lists twice is read once, and the repeat asks
+/// the cache after that, as a read in order does.
+fn read_image_layers(
+    shared: &Shared<'_>,
+    image: &ImageFacts,
+    layers: &[Descriptor],
+    limit: u64,
+) -> Result<LayersRead, ImageError> {
     use rayon::prelude::*;
-    let (source, limits, spill, record, cache) = (
-        ctx.source,
-        ctx.opts.limits,
-        ctx.opts.spill,
-        ctx.record,
-        ctx.opts.cache,
-    );
     let budget = layer::Budget::new(limit);
-    let scans: Vec<Option<LayerRead>> = layers
-        .par_iter()
-        .map(|l| {
-            let mut solo = ReadOptions {
-                limits,
-                spill,
-                tee: None,
-                cache,
-            };
-            let mut solo_ctx = Ctx {
-                source,
-                opts: &mut solo,
-                listed: Default::default(),
-                record,
-            };
-            scan_member(
-                &mut solo_ctx,
-                &blob_path(&l.digest)?,
-                image,
-                0,
-                &l.digest,
-                Some(l.size),
-                Some(&l.digest),
-                &budget,
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(scans)
+    let digest = image.manifest_digest.as_str();
+    let mut seen = std::collections::HashSet::new();
+    let repeat: Vec<bool> = layers
+        .iter()
+        .map(|l| !seen.insert((l.digest.as_str(), l.size)))
+        .collect();
+    let mut scans: Vec<Option<Result<Option<LayerRead>, ImageError>>> =
+        (0..layers.len()).map(|_| None).collect();
+    for pass in [false, true] {
+        let done: Vec<_> = (0..layers.len())
+            .filter(|&i| repeat[i] == pass)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|i| (i, shared.scan(digest, &layers[i], &budget)))
+            .collect();
+        for (i, scan) in done {
+            scans[i] = Some(scan);
+        }
+    }
+    let scans = scans.into_iter().flatten().collect::<Result<Vec<_>, _>>()?;
+    finish_oci_image(image, layers, scans)
+}
+
+fn install_layers(image: &mut ImageFacts, (blobs, layers, view): LayersRead) {
+    image.blobs.extend(blobs);
+    image.layers = layers;
+    image.view = view;
 }
 
 fn blob_path(digest: &str) -> Result<String, ImageError> {
@@ -856,7 +978,8 @@ fn walk_index(
                 "{name}: more than {max} distinct images, the limit of one run; refusing to verify that many (raise it with --max-images or [limits] max_images in mab.toml if this is genuine)"
             )));
         }
-        let mut image = read_oci_image(ctx, d, &manifest)?;
+        let at = set.images.len();
+        let mut image = read_oci_image(ctx, d, &manifest, at)?;
         note_listing(&mut image, d, name);
         set.images.push(image);
     }
@@ -1008,10 +1131,13 @@ fn check_manifest_types(d: &Descriptor, manifest: &Manifest) -> Result<(), Image
     Ok(())
 }
 
+/// An image's manifest and config; its layers are read later, with every other image's
+/// (`read_layers`), so the images of an index are verified in parallel.
 fn read_oci_image(
     ctx: &mut Ctx<'_, '_>,
     d: &Descriptor,
     manifest: &Manifest,
+    at: usize,
 ) -> Result<ImageFacts, ImageError> {
     check_manifest_types(d, manifest)?;
     let mut blobs = Vec::new();
@@ -1021,9 +1147,38 @@ fn read_oci_image(
             .map_err(ImageError::Hostile)?,
         None => Config::default(),
     };
-    let mut view = View::new(format!("image {}", d.digest));
-    let mut layers = Vec::new();
-    let scans = scan_layers(ctx, &d.digest, &manifest.layers)?;
+    ctx.pending.push(Pending {
+        at,
+        layers: manifest.layers.clone(),
+    });
+    Ok(ImageFacts {
+        manifest_digest: d.digest.clone(),
+        manifest_media_type: d.media_type.clone(),
+        index_platform: d.platform.clone(),
+        config_digest: manifest.config.digest.clone(),
+        config,
+        config_bytes: config_bytes.unwrap_or_default(),
+        layers: Vec::new(),
+        blobs,
+        view: View::new(format!("image {}", d.digest)),
+        listed_in: Vec::new(),
+        ref_names: Vec::new(),
+    })
+}
+
+/// What an image's layers add to it: their blobs, their facts, the rootfs they make.
+type LayersRead = (Vec<BlobFacts>, Vec<LayerFacts>, View);
+
+/// An image's layer blobs as read, applied in order into its rootfs.
+fn finish_oci_image(
+    image: &ImageFacts,
+    layers: &[Descriptor],
+    scans: Vec<Option<LayerRead>>,
+) -> Result<LayersRead, ImageError> {
+    let d = &image.manifest_digest;
+    let mut view = View::new(image.view.label.clone());
+    let mut blob_facts = Vec::new();
+    let mut layer_facts = Vec::new();
     view.reserve_plain(
         scans
             .iter()
@@ -1032,10 +1187,10 @@ fn read_oci_image(
             .map(|s| s.plain.len())
             .sum(),
     );
-    for (i, (l, scan)) in manifest.layers.iter().zip(scans).enumerate() {
+    for (i, (l, scan)) in layers.iter().zip(scans).enumerate() {
         let mut facts = BlobFacts {
             role: format!("layer {}", i + 1),
-            referenced_by: d.digest.clone(),
+            referenced_by: d.clone(),
             media_type: l.media_type.clone(),
             declared_digest: Some(l.digest.clone()),
             declared_size: Some(l.size),
@@ -1048,7 +1203,7 @@ fn read_oci_image(
             media_type: l.media_type.clone(),
             compression: None,
             diff_id: None,
-            declared_diff_id: config.diff_ids().get(i).cloned(),
+            declared_diff_id: image.config.diff_ids().get(i).cloned(),
             files: 0,
             damage: None,
             from_cache: false,
@@ -1076,23 +1231,11 @@ fn read_oci_image(
             layer.from_cache = scan.from_cache;
             view.apply(i, &scan)?;
         }
-        blobs.push(facts);
-        layers.push(layer);
+        blob_facts.push(facts);
+        layer_facts.push(layer);
     }
     view.finish();
-    Ok(ImageFacts {
-        manifest_digest: d.digest.clone(),
-        manifest_media_type: d.media_type.clone(),
-        index_platform: d.platform.clone(),
-        config_digest: manifest.config.digest.clone(),
-        config,
-        config_bytes: config_bytes.unwrap_or_default(),
-        layers,
-        blobs,
-        view,
-        listed_in: Vec::new(),
-        ref_names: Vec::new(),
-    })
+    Ok((blob_facts, layer_facts, view))
 }
 
 fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), ImageError> {

@@ -115,6 +115,7 @@ pub(crate) fn run_elf(
             runner: invocation.runner,
             command,
             captured,
+            from_cache: false,
         },
         Err(e) => RunReport::Failed {
             reason: format!("could not start {}: {e}", command[0]),

@@ -50,6 +50,73 @@ pub(crate) fn run_image(
             reason: "binaries were not kept".into(),
         };
     };
+    let remembered = remembered_run(image, entry_path, expected, argv, options, overrides);
+    if let Some((cache, key)) = &remembered
+        && let Some(report) = cache.recall_run(key)
+    {
+        return report;
+    }
+    let report = laid_out_run(
+        image, entry_path, elf, expected, argv, options, overrides, spill,
+    );
+    if let Some((cache, key)) = &remembered {
+        cache.keep_run(key, &report);
+    }
+    report
+}
+
+/// The run cache and this run's key in it, when there is a cache and the rootfs is known by
+/// digests: every layer's diff_id, computed from the bytes this verify read (or hashed again),
+/// decides the tree `materialize` lays out. No emulator: nothing runs, nothing to remember.
+fn remembered_run(
+    image: &ImageFacts,
+    entry_path: &str,
+    expected: &Expected,
+    argv: &[String],
+    options: &Settings,
+    overrides: &run::EmulatorOverrides,
+) -> Option<(crate::cache::Cache, String)> {
+    let cache = super::open_cache(options)?;
+    let content = image
+        .layers
+        .iter()
+        .map(|l| l.diff_id.clone().filter(|_| l.damage.is_none()))
+        .collect::<Option<Vec<_>>>()?;
+    let emulator = run::find_emulator(
+        expected.platform.arch,
+        overrides,
+        crate::settings::env::get(crate::settings::env::PATH).as_deref(),
+    )
+    .ok()?;
+    let settings = options.run_for(&expected.platform);
+    let args = settings.args.clone().unwrap_or_else(|| argv[1..].to_vec());
+    let env = image.env();
+    let inputs = crate::cache::runs::RunInputs {
+        content,
+        entry: entry_path,
+        args: &args,
+        env: &env,
+        platform: format!("{:?}", expected.platform),
+        runner: run::runner_identity(&emulator),
+        timeout_ns: 0,
+        output_cap: 0,
+    }
+    .limits(settings.limits());
+    let key = cache.run_key(&inputs);
+    Some((cache, key))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn laid_out_run(
+    image: &ImageFacts,
+    entry_path: &str,
+    elf: &crate::inspect::ElfFacts,
+    expected: &Expected,
+    argv: &[String],
+    options: &Settings,
+    overrides: &run::EmulatorOverrides,
+    spill: &Path,
+) -> RunReport {
     let rootfs = match tempfile::Builder::new().prefix("mab-rootfs-").tempdir() {
         Ok(d) => d,
         Err(e) => {

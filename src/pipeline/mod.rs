@@ -50,6 +50,14 @@ pub fn open_cache(options: &Settings) -> Option<crate::cache::Cache> {
 /// Verify binaries, directories, images and push scripts alike. Returns the artifacts and the
 /// platforms whose runs were skipped for want of an emulator.
 pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifact>, Vec<String>)> {
+    // Reads, checks and runs all share the one `--jobs` bound.
+    crate::image::parallel::within(|| verify_inputs_bounded(inputs, options))
+}
+
+fn verify_inputs_bounded(
+    inputs: &[Input],
+    options: &Settings,
+) -> Result<(Vec<Artifact>, Vec<String>)> {
     let spill = spill_dir(options)?;
     let spill_path = spill.as_ref().map(|d| d.path());
     let cache = open_cache(options);
@@ -128,6 +136,7 @@ pub fn verify_inputs(inputs: &[Input], options: &Settings) -> Result<(Vec<Artifa
     for (set, set_options) in &sets {
         crate::cache::note_hits(set);
         let artifacts = image::verify_set(set, set_options, spill_path);
+        crate::cache::runs::note_hits(&set.path, &artifacts);
         for a in &artifacts {
             if let (RunReport::Skipped { .. }, Some(e)) = (&a.run, &a.expected) {
                 outcome.missing_emulators.push(e.platform.clone());

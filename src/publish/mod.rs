@@ -4,3 +4,4 @@ pub mod auth;
 pub mod place;
 pub mod referrer;
 pub mod registry;
+mod transport;

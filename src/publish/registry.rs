@@ -1,4 +1,5 @@
-//! A small OCI distribution (registry v2) push client on ureq: push a verified layout byte for byte.
+//! An OCI distribution (registry v2) client on ureq: push a verified layout byte for byte
+//! ([`push_layout`]), and read an image's manifests and blob streams ([`Puller`]).
 //!
 //! [`push_layout`] walks an OCI image layout from a root (image index, Docker manifest list
 //! or single manifest), uploads the blobs the registry does not have yet (HEAD, then a
@@ -10,7 +11,23 @@
 //! [`Credentials`], `Bearer` with a token fetched from the realm (with basic auth when
 //! credentials exist), cached per scope. Transient failures (connection errors, 408, 429,
 //! 5xx) are retried with exponential backoff; other 4xx are not. Every error names the
-//! registry, repository, object and HTTP status, suggests a fix, and is redacted.
+//! registry, repository, object and HTTP status, suggests a fix, and is redacted. Error
+//! bodies are read as oci-spec's `distribution::ErrorResponse`.
+//!
+//! Why not `oci-client` (0.18, checked 2026-12): it has the pieces (a raw manifest push, blob
+//! streams, HEAD/mount, Basic and Bearer auth), but its `ClientConfig` cannot carry a client
+//! certificate (no mTLS: `--cert-dir` `NAME.cert`/`NAME.key`), its
+//! `accept_invalid_certificates` holds for every host the client reaches, redirects to blob
+//! storage included (`--tls-verify=false` must cover the named registry only), it has no
+//! retries and no total timeout, it fails a blob stream or manifest whose bytes do not match
+//! their digest (those are `blob.digest` verdicts here, exit 1, not errors), and its errors
+//! wrap TLS and connection causes in one `reqwest::Error` (exit 3 and the `--cert-dir` hint
+//! are decided from them). Serving
+//! only the registries without those needs would mean two clients with two error mappings;
+//! and it pulls tokio, reqwest, hyper and aws-lc (a C build) into a 2-core CI. Its
+//! `Reference` (oci-spec's) is not used either: it refuses bracketed IPv6 registries
+//! (`[::1]:5000/app`) and answers every bad reference with "invalid reference format",
+//! where [`Reference`] says which part is wrong.
 
 use super::auth::{self, Credentials};
 use regex::Regex;
@@ -24,8 +41,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
+use ureq::Body;
 use ureq::http::{self, Response, StatusCode};
-use ureq::{Agent, Body};
+
+pub use super::transport::TlsOptions;
+use super::transport::{Failure, Transport, drain, resolve_location, same_origin};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -246,133 +266,6 @@ pub struct PushOptions {
     pub retries: u32,
     pub timeouts: Timeouts,
     pub tls: TlsOptions,
-}
-
-/// Whom to trust over HTTPS, as skopeo does: the system's CAs (`SSL_CERT_FILE`,
-/// `SSL_CERT_DIR`, else Debian's bundle, else Mozilla's roots), plus `--cert-dir`.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// containers-certs.d layout: `*.crt` are CAs, `NAME.cert` + `NAME.key` a client pair.
-    pub cert_dir: Option<PathBuf>,
-    /// `--tls-verify=false`: the server's certificate is not checked.
-    pub insecure: bool,
-}
-
-/// The system bundle when `SSL_CERT_FILE` is unset (Debian's ca-certificates).
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-impl TlsOptions {
-    /// The TLS configuration these options ask for; an unreadable `--cert-dir` or PEM is an
-    /// error naming the file.
-    pub fn config(&self) -> Result<ureq::tls::TlsConfig, PushError> {
-        use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig};
-        let bad = |path: &Path, why: String| PushError::Tls {
-            path: path.to_path_buf(),
-            message: why,
-        };
-        let pem_items = |path: &Path| -> Result<Vec<PemItem<'static>>, PushError> {
-            let bytes = std::fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
-            ureq::tls::parse_pem(&bytes)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(path, format!("not PEM: {e}")))
-        };
-        let certs_in = |path: &Path| -> Result<Vec<Certificate<'static>>, PushError> {
-            Ok(pem_items(path)?
-                .into_iter()
-                .filter_map(|i| match i {
-                    PemItem::Certificate(c) => Some(c),
-                    _ => None,
-                })
-                .collect())
-        };
-        let env_path = |var: &str| {
-            crate::settings::env::get(var)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let mut roots: Vec<Certificate<'static>> = Vec::new();
-        let mut system = false;
-        match env_path(crate::settings::env::SSL_CERT_FILE) {
-            Some(file) => {
-                roots.extend(certs_in(&file)?);
-                system = true;
-            }
-            None if Path::new(SYSTEM_BUNDLE).is_file() => {
-                roots.extend(certs_in(Path::new(SYSTEM_BUNDLE))?);
-                system = true;
-            }
-            None => {}
-        }
-        if let Some(dir) = env_path(crate::settings::env::SSL_CERT_DIR) {
-            for file in sorted_files(&dir).map_err(|e| bad(&dir, format!("cannot list: {e}")))? {
-                // Hash links and other files in a cert directory that are not PEM are skipped.
-                if let Ok(certs) = certs_in(&file) {
-                    roots.extend(certs);
-                    system = true;
-                }
-            }
-        }
-        let mut client = None;
-        if let Some(dir) = &self.cert_dir {
-            let files = sorted_files(dir).map_err(|e| bad(dir, format!("cannot list: {e}")))?;
-            for file in &files {
-                let name = file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                if name.ends_with(".crt") {
-                    let certs = certs_in(file)?;
-                    if certs.is_empty() {
-                        return Err(bad(file, "holds no PEM certificate".into()));
-                    }
-                    roots.extend(certs);
-                } else if let Some(stem) = name.strip_suffix(".cert") {
-                    let key_file = dir.join(format!("{stem}.key"));
-                    if !key_file.is_file() {
-                        return Err(bad(
-                            file,
-                            format!("client certificate without its key {stem}.key"),
-                        ));
-                    }
-                    let chain = certs_in(file)?;
-                    let key = pem_items(&key_file)?
-                        .into_iter()
-                        .find_map(|i| match i {
-                            PemItem::PrivateKey(k) => Some(k),
-                            _ => None,
-                        })
-                        .ok_or_else(|| bad(&key_file, "holds no private key".into()))?;
-                    client = Some(ClientCert::new_with_certs(&chain, key));
-                } else if let Some(stem) = name.strip_suffix(".key")
-                    && !dir.join(format!("{stem}.cert")).is_file()
-                {
-                    return Err(bad(
-                        file,
-                        format!("client key without its certificate {stem}.cert"),
-                    ));
-                }
-            }
-        }
-        let root_certs = if roots.is_empty() || (!system && self.cert_dir.is_none()) {
-            RootCerts::WebPki
-        } else {
-            RootCerts::new_with_certs(&roots)
-        };
-        Ok(TlsConfig::builder()
-            .root_certs(root_certs)
-            .client_cert(client)
-            .disable_verification(self.insecure)
-            .build())
-    }
-}
-
-fn sorted_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 impl Default for PushOptions {
@@ -971,13 +864,6 @@ enum Payload<'b> {
     File(&'b Path, &'b str),
 }
 
-/// `url` is on the origin `base` (`scheme://host[:port]`): the same scheme, host and port,
-/// not merely a prefix (`https://reg.example.com.evil/` is another origin).
-fn same_origin(base: &str, url: &str) -> bool {
-    url.strip_prefix(base)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
 /// Hashes what it reads. The read that would hand over the last of `len` bytes (the body's
 /// Content-Length, after which the client sends nothing more) fails instead if the digest is
 /// not `expected`, so the registry never receives a complete body.
@@ -1037,7 +923,7 @@ enum Challenge {
 }
 
 struct Client<'a> {
-    agent: Agent,
+    agent: Transport,
     base: String,
     registry: String,
     repository: String,
@@ -1065,8 +951,8 @@ impl<'a> Client<'a> {
         Ok(Client::with_agent(reference, opts, agent, progress))
     }
 
-    /// One connection pool with the timeouts, proxy and TLS trust of `opts`.
-    fn agent(reference: &Reference, opts: &PushOptions) -> Result<Agent, PushError> {
+    /// The connection pools with the timeouts, proxy and TLS trust of `opts`.
+    fn agent(reference: &Reference, opts: &PushOptions) -> Result<Transport, PushError> {
         let host = reference.api_host();
         // A proxy cannot reach this machine's loopback registry.
         let proxy = if is_loopback(host) {
@@ -1074,24 +960,24 @@ impl<'a> Client<'a> {
         } else {
             ureq::Proxy::try_from_env()
         };
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .https_only(!opts.plain_http)
-            .user_agent(concat!("mab-verify/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(opts.timeouts.connect))
-            .timeout_recv_response(Some(opts.timeouts.idle))
-            .timeout_recv_body(Some(opts.timeouts.idle))
-            .timeout_global(Some(opts.timeouts.total))
-            .proxy(proxy)
-            .tls_config(opts.tls.config()?)
-            .build();
-        Ok(Agent::new_with_config(config))
+        let scheme = if opts.plain_http { "http" } else { "https" };
+        Transport::new(format!("{scheme}://{host}"), &opts.tls, || {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .https_only(!opts.plain_http)
+                .user_agent(concat!("mab-verify/", env!("CARGO_PKG_VERSION")))
+                .timeout_connect(Some(opts.timeouts.connect))
+                .timeout_recv_response(Some(opts.timeouts.idle))
+                .timeout_recv_body(Some(opts.timeouts.idle))
+                .timeout_global(Some(opts.timeouts.total))
+                .proxy(proxy.clone())
+        })
     }
 
     fn with_agent(
         reference: &Reference,
         opts: &'a PushOptions,
-        agent: Agent,
+        agent: Transport,
         progress: &'a mut dyn FnMut(&str),
     ) -> Client<'a> {
         let host = reference.api_host();
@@ -1217,7 +1103,7 @@ impl<'a> Client<'a> {
                 found,
             });
         }
-        result.map_err(|e| self.transport_error(&call.what, e))
+        result.map_err(|e| self.failed(&call.what, e))
     }
 
     /// Sends `call`, answering one 401 challenge (Basic or Bearer) and sending it again.
@@ -1290,10 +1176,7 @@ impl<'a> Client<'a> {
         let request = builder
             .body(())
             .map_err(|e| self.transport_error(&what, ureq::Error::Http(e)))?;
-        let mut response = self
-            .agent
-            .run(request)
-            .map_err(|e| self.transport_error(&what, e))?;
+        let mut response = self.agent.run(request).map_err(|e| self.failed(&what, e))?;
         let status = response.status().as_u16();
         if status != 200 {
             let detail = self.error_detail(&mut response);
@@ -1501,20 +1384,15 @@ impl<'a> Client<'a> {
             .take(16 * 1024)
             .read_to_end(&mut body);
         let text = String::from_utf8_lossy(&body);
-        let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-        let detail = match parsed
-            .as_ref()
-            .and_then(|j| j.get("errors")?.as_array().cloned())
-        {
+        let parsed = serde_json::from_slice::<oci_spec::distribution::ErrorResponse>(&body).ok();
+        let detail = match parsed.as_ref().map(|r| r.detail()) {
             Some(errors) if !errors.is_empty() => errors
                 .iter()
-                .map(|e| {
-                    let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("ERROR");
-                    let message = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
-                    format!("{code}: {message}")
-                })
+                .map(|e| format!("{}: {}", e.code(), e.message().as_deref().unwrap_or("")))
                 .collect::<Vec<_>>()
                 .join("; "),
+            // Codes the spec does not list (TAG_INVALID, …) fail the typed parse: their body
+            // is shown as it came.
             _ => {
                 let line = text.lines().map(str::trim).find(|l| !l.is_empty());
                 line.unwrap_or("").chars().take(200).collect()
@@ -1577,7 +1455,29 @@ impl<'a> Client<'a> {
     }
 
     fn transport_error(&self, what: &str, err: ureq::Error) -> PushError {
-        let registry = &self.registry;
+        self.transport_error_at(what, err, None)
+    }
+
+    /// A request the transport could not complete, at the registry or where it redirected.
+    fn failed(&self, what: &str, failure: Failure) -> PushError {
+        self.transport_error_at(what, failure.error, failure.elsewhere.as_deref())
+    }
+
+    /// `elsewhere`: the origin that failed when it is not the registry's (a redirect target).
+    fn transport_error_at(
+        &self,
+        what: &str,
+        err: ureq::Error,
+        elsewhere: Option<&str>,
+    ) -> PushError {
+        let registry = elsewhere.unwrap_or(&self.registry);
+        let waiver = match elsewhere {
+            None => "--tls-verify=false skips the check for this registry".to_string(),
+            Some(host) => format!(
+                "--tls-verify=false covers only {}, not {host} where it redirected",
+                self.registry
+            ),
+        };
         let refused = |e: &io::Error| {
             matches!(
                 e.kind(),
@@ -1592,7 +1492,7 @@ impl<'a> Client<'a> {
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) if !self.plain_http => (
                 false,
                 format!(
-                    "the TLS handshake with {registry} failed (its certificate, or the client certificate it wants): if a private CA signed it, pass --cert-dir DIR holding that CA as ca.crt (and NAME.cert + NAME.key when it asks for a client certificate), or set SSL_CERT_FILE; --tls-verify=false skips the check for this registry"
+                    "the TLS handshake with {registry} failed (its certificate, or the client certificate it wants): if a private CA signed it, pass --cert-dir DIR holding that CA as ca.crt (and NAME.cert + NAME.key when it asks for a client certificate), or set SSL_CERT_FILE; {waiver}"
                 ),
             ),
             ureq::Error::RequireHttpsOnly(_) => (
@@ -1622,7 +1522,7 @@ impl<'a> Client<'a> {
                 (
                     false,
                     format!(
-                        "the TLS handshake with {registry} failed on a certificate: if a private CA signed the registry's, pass --cert-dir DIR holding that CA as ca.crt (or set SSL_CERT_FILE); if the registry asks for a client certificate, put NAME.cert and NAME.key in that DIR; --tls-verify=false skips the check for this registry"
+                        "the TLS handshake with {registry} failed on a certificate: if a private CA signed the registry's, pass --cert-dir DIR holding that CA as ca.crt (or set SSL_CERT_FILE); if the registry asks for a client certificate, put NAME.cert and NAME.key in that DIR; {waiver}"
                     ),
                 )
             }
@@ -1645,10 +1545,14 @@ impl<'a> Client<'a> {
             ureq::Error::Timeout(kind) => (true, self.timeout_hint(*kind)),
             _ => (false, "see the error above".into()),
         };
+        let what = match elsewhere {
+            Some(host) => format!("{what}, redirected to {host}"),
+            None => what.to_string(),
+        };
         PushError::Transport {
-            registry: registry.clone(),
+            registry: self.registry.clone(),
             repository: self.repository.clone(),
-            what: self.redact(what),
+            what: self.redact(&what),
             message: self.redact(&err.to_string()),
             hint: self.redact(&hint),
             retryable,
@@ -1682,24 +1586,6 @@ impl Client<'_> {
             "{what} {} s (set {var} to change it); check the registry and the network and push again",
             limit.as_secs_f64()
         )
-    }
-}
-
-/// Reads and drops what is left of a body, so the connection can be reused.
-fn drain(response: &mut Response<Body>) {
-    let _ = io::copy(
-        &mut response.body_mut().as_reader().take(1 << 20),
-        &mut io::sink(),
-    );
-}
-
-fn resolve_location(base: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_string()
-    } else if location.starts_with('/') {
-        format!("{base}{location}")
-    } else {
-        format!("{base}/{location}")
     }
 }
 
@@ -1799,7 +1685,7 @@ fn parse_auth_params(text: &str) -> Vec<(String, String)> {
 pub struct Puller {
     reference: Reference,
     opts: PushOptions,
-    agent: Agent,
+    agent: Transport,
     state: std::sync::Mutex<(Auth, HashMap<String, String>)>,
 }
 

@@ -267,7 +267,10 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
     }
     match &a.run {
         RunReport::Ran {
-            runner, captured, ..
+            runner,
+            captured,
+            from_cache,
+            ..
         } => {
             let status = match (captured.timed_out, captured.exit_code, captured.signal) {
                 (true, _, _) => "timed out".to_string(),
@@ -278,8 +281,13 @@ fn details(out: &mut String, a: &Artifact, style: Style) {
             let first = captured.stdout.lines().next().unwrap_or("");
             let _ = writeln!(
                 out,
-                "    run: {runner} · {status} · {} ms · stdout {first:?}{}",
+                "    run: {runner} · {status} · {} ms{} · stdout {first:?}{}",
                 captured.duration_ms,
+                if *from_cache {
+                    " (earlier run, cached)"
+                } else {
+                    ""
+                },
                 if captured.stdout_truncated {
                     " (truncated)"
                 } else {

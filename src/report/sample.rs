@@ -133,6 +133,7 @@ pub fn multi_arch(failing: bool) -> Report {
             runner: "native, sealed, host root read-only".into(),
             command: vec!["/bin/hello".into()],
             captured: captured("Hello from linux/x86_64!\n", 12),
+            from_cache: false,
         },
     );
     let arm64 = if failing {
@@ -172,6 +173,7 @@ pub fn multi_arch(failing: bool) -> Report {
                     "/bin/hello".into(),
                 ],
                 captured: captured("Hello from linux/aarch64!\n", 340),
+                from_cache: false,
             },
         )
     };

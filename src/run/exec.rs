@@ -3,7 +3,7 @@
 //! pipes, capped output, cleared environment, closed stdin and a private working directory.
 
 use super::seal::{self, Sandbox};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub struct Invocation {
     pub sandbox: Option<Sandbox>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Captured {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,

@@ -25,6 +25,10 @@ pub enum RunReport {
         command: Vec<String>,
         #[serde(flatten)]
         captured: Captured,
+        /// The outcome of an earlier run of the same bytes under the same runner and limits
+        /// (`crate::cache::runs`); the checks judged it afresh.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        from_cache: bool,
     },
     /// Could not run here; never a pass.
     Skipped { reason: String, hint: String },
@@ -126,6 +130,46 @@ fn binfmt_interpreter(arch: &Arch) -> Option<PathBuf> {
     }
     let interp = text.lines().find_map(|l| l.strip_prefix("interpreter "))?;
     Some(PathBuf::from(interp.trim())).filter(|p| p.is_file())
+}
+
+/// Everything about this machine's way of running `emulator` that can change a run's outcome:
+/// the sealing mechanism and the emulator (and the static one a sealed run would use instead),
+/// each file named by path and identified by device, inode, size and times, so a replaced or
+/// copied binary is another runner.
+pub fn runner_identity(emulator: &Emulator) -> String {
+    let mut id = match seal::mechanism() {
+        seal::Mechanism::Bwrap(bwrap) => format!("sealed {}", file_identity(bwrap)),
+        seal::Mechanism::Unsealed { why } => format!("unsealed ({why})"),
+    };
+    match emulator {
+        Emulator::Native => id.push_str(" native"),
+        Emulator::Qemu { path, .. } => {
+            id.push_str(&format!(" qemu {}", file_identity(path)));
+            let used = static_variant(path);
+            if &used != path {
+                id.push_str(&format!(" static {}", file_identity(&used)));
+            }
+        }
+    }
+    id
+}
+
+fn file_identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            "{}:{}:{}:{}:{}.{}:{}.{}",
+            path.display(),
+            m.dev(),
+            m.ino(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ),
+        Err(_) => format!("{}:missing", path.display()),
+    }
 }
 
 /// Build the command line: sealed where this machine allows it, else the unsealed fallback.

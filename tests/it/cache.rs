@@ -1,6 +1,9 @@
 //! The fact cache (`--cache-dir`): a warm verify reaches the verdict and report of a cold one
 //! for every image fixture, damaged entries are rebuilt, concurrent verifies share a cache,
 //! the bound holds, a changed setting misses, and a release pipeline inflates each layer once.
+//! Run outcomes likewise: a warm verify runs nothing and judges the stored outcomes afresh,
+//! another binary byte, qemu or limit runs again, a damaged run entry is rebuilt, and the
+//! release pipeline runs each entrypoint once.
 
 use crate::harness::{self, Outcome};
 use crate::support::images::images;
@@ -398,6 +401,9 @@ fn assemble_gate_and_push_inflate_each_layer_once() {
         (2 * MULTI_ROWS.len(), 2 * MULTI_ROWS.len()),
         "assemble's own verification took the facts its single read kept"
     );
+    // Each entrypoint runs once, in assemble's own verification; gate and push read those.
+    let platforms = MULTI_ROWS.len();
+    assert_eq!(run_hits(&assembled), (0, platforms), "{}", assembled.stderr);
 
     let mut gate = harness::command();
     gate.arg("gate").arg(&archive);
@@ -407,6 +413,7 @@ fn assemble_gate_and_push_inflate_each_layer_once() {
     assert_eq!(gated.code, 0, "{}", gated.stderr);
     let (hits, all) = cache_hits(&gated);
     assert_eq!(hits, all, "gate: {}", gated.stderr);
+    assert_eq!(run_hits(&gated), (platforms, platforms), "{}", gated.stderr);
     let mut cold = harness::command();
     cold.arg("gate")
         .arg(&archive)
@@ -433,4 +440,306 @@ fn assemble_gate_and_push_inflate_each_layer_once() {
         "push: {hits} of {all}\n{}",
         pushed.stderr
     );
+    assert_eq!(
+        run_hits(&pushed),
+        (platforms, platforms),
+        "{}",
+        pushed.stderr
+    );
+}
+
+/// Each image's run as the report gives it: (artifact path, whether it came from the cache),
+/// for every artifact that ran.
+fn runs(outcome: &Outcome) -> Vec<(String, bool)> {
+    let v = outcome.json();
+    v["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["run"]["state"] == "ran")
+        .map(|a| {
+            let path = a["path"].as_str().unwrap_or_default().to_string();
+            (path, a["run"]["from_cache"] == Value::Bool(true))
+        })
+        .collect()
+}
+
+fn run_hits(outcome: &Outcome) -> (usize, usize) {
+    let r = runs(outcome);
+    (r.iter().filter(|(_, hit)| *hit).count(), r.len())
+}
+
+/// The rows of the multi-platform fixture that run under qemu here, with their OCI layouts.
+fn foreign_layouts() -> Vec<(&'static mab_verify::platform::Arch, PathBuf)> {
+    images()
+        .oci_layout
+        .iter()
+        .filter(|(arch, _)| !arch.runs_natively())
+        .map(|(a, p)| (*a, p.clone()))
+        .collect()
+}
+
+#[test]
+fn a_warm_verify_takes_every_run_from_the_cache_and_judges_it_afresh() {
+    let path = &images().multi_layout;
+    let cache = TempDir::new().unwrap();
+    let cold = verify(path, cache.path(), true, &[]);
+    assert_eq!(cold.code, 0, "{}", cold.stderr);
+    let (hits, all) = run_hits(&cold);
+    assert!(all >= 3, "every platform ran: {:?}", runs(&cold));
+    assert_eq!(hits, 0, "a cold cache has no runs");
+    let warm = verify(path, cache.path(), true, &[]);
+    assert_eq!(warm.code, cold.code, "{}", warm.stderr);
+    assert_eq!(run_hits(&warm), (all, all), "{}", warm.stderr);
+    assert!(
+        warm.stderr.contains("runs' outcomes from the cache"),
+        "{}",
+        warm.stderr
+    );
+    assert_same(&normalized(&warm), &normalized(&cold), "warm vs cold");
+    let none = verify(path, cache.path(), true, &["--no-cache"]);
+    assert_eq!(run_hits(&none), (0, all), "--no-cache runs everything");
+    assert_same(&normalized(&none), &normalized(&cold), "--no-cache vs cold");
+
+    // Another expected output is judged from the stored outcome: no new run, a new verdict.
+    let other = verify(
+        path,
+        cache.path(),
+        true,
+        &["--expect-output", "Goodbye from {os}/{arch}!"],
+    );
+    assert_eq!(other.code, 1, "{}", other.stderr);
+    assert_eq!(run_hits(&other), (all, all));
+    let v = other.json();
+    let failed_output = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["checks"].as_array().into_iter().flatten())
+        .filter(|c| c["id"] == "run.output" && c["status"] == "fail")
+        .count();
+    assert_eq!(failed_output, all, "every stored stdout was compared again");
+
+    // The human report says which run is an earlier one.
+    let mut human = harness::command();
+    human.arg("--cache-dir").arg(cache.path()).arg(path);
+    let human = harness::run_cmd(human);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert_eq!(
+        human.stdout.matches("(earlier run, cached)").count(),
+        all,
+        "{}",
+        human.stdout
+    );
+}
+
+/// `--timeout` changes what a run may do: another limit is another key.
+#[test]
+fn a_changed_limit_runs_again() {
+    let path = &images().multi_layout;
+    let cache = TempDir::new().unwrap();
+    let cold = verify(path, cache.path(), true, &[]);
+    let all = run_hits(&cold).1;
+    let longer = verify(path, cache.path(), true, &["--timeout", "11"]);
+    assert_eq!(longer.code, 0, "{}", longer.stderr);
+    assert_eq!(run_hits(&longer), (0, all), "{}", longer.stderr);
+    let again = verify(path, cache.path(), true, &["--timeout", "11"]);
+    assert_eq!(run_hits(&again), (all, all));
+    let args = verify(path, cache.path(), true, &["--args", "--version"]);
+    assert_eq!(run_hits(&args).0, 0, "other arguments are another run");
+}
+
+/// The same image run by another qemu binary (a copy at another path, named by
+/// `MAB_QEMU_<ARCH>`) is another runner.
+#[test]
+fn another_qemu_runs_again() {
+    let (arch, layout) = foreign_layouts()
+        .into_iter()
+        .next()
+        .expect("a foreign row in the fixtures");
+    let qemu_name = format!("{}-static", arch.qemu);
+    let installed = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join(&qemu_name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{qemu_name} on PATH (scripts/setup installs qemu-user-static)"));
+    let dir = TempDir::new().unwrap();
+    let copy = dir.path().join(&qemu_name);
+    std::fs::copy(&installed, &copy).unwrap();
+    let cache = dir.path().join("cache");
+    let with_qemu = |qemu: Option<&Path>| {
+        let mut cmd = harness::command();
+        cmd.args(["--format", "json", "--cache-dir"]).arg(&cache);
+        if let Some(q) = qemu {
+            cmd.env(arch.qemu_env_var(), q);
+        }
+        cmd.arg(&layout);
+        harness::run_cmd(cmd)
+    };
+    let cold = with_qemu(None);
+    assert_eq!(cold.code, 0, "{}", cold.stderr);
+    assert_eq!(run_hits(&cold), (0, 1));
+    assert_eq!(run_hits(&with_qemu(None)), (1, 1), "the same qemu hits");
+    let copied = with_qemu(Some(&copy));
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    assert_eq!(
+        run_hits(&copied),
+        (0, 1),
+        "another qemu runs: {}",
+        copied.stderr
+    );
+    assert_eq!(run_hits(&with_qemu(Some(&copy))), (1, 1));
+    // Replaced in place (same path, new bytes): another runner again.
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes.push(0);
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::write(&copy, &bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let replaced = with_qemu(Some(&copy));
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    assert_eq!(run_hits(&replaced), (0, 1), "{}", replaced.stderr);
+}
+
+fn tool(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("the tool starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One byte more at the end of the entrypoint (umoci unpacks the image and inserts the grown
+/// copy over it as a new layer): the run sees other bytes and must run again.
+#[test]
+fn a_changed_binary_byte_runs_again() {
+    use crate::support::images::TAG;
+    let (arch, _) = foreign_layouts().into_iter().next().unwrap();
+    let layout = images().umoci_layout_for(arch).expect("a umoci layout");
+    let dir = TempDir::new().unwrap();
+    let cache = dir.path().join("cache");
+    let copy = dir.path().join("layout");
+    tool(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(layout)
+            .arg(&copy),
+    );
+    let cold = verify(&copy, &cache, true, &[]);
+    assert_eq!(cold.code, 0, "{}", cold.stderr);
+    assert_eq!(run_hits(&cold), (0, 1));
+    assert_eq!(run_hits(&verify(&copy, &cache, true, &[])), (1, 1));
+    let entry = cold.json()["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a["image"]["entrypoint"].as_str().map(str::to_string))
+        .expect("the report names the entrypoint");
+
+    let image = format!("{}:{TAG}", copy.display());
+    let bundle = dir.path().join("bundle");
+    tool(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--rootless", "--image", &image])
+            .arg(&bundle),
+    );
+    let mut bytes =
+        std::fs::read(bundle.join("rootfs").join(entry.trim_start_matches('/'))).unwrap();
+    bytes.push(0);
+    let grown = dir.path().join("grown");
+    std::fs::write(&grown, &bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&grown, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tool(
+        std::process::Command::new("umoci")
+            .args(["insert", "--rootless", "--image", &image])
+            .arg(&grown)
+            .arg(&entry),
+    );
+    let changed = verify(&copy, &cache, true, &[]);
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    let sha = changed.json()["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a["image"]["entrypoint_sha256"].as_str().map(str::to_string));
+    assert_eq!(
+        sha.as_deref(),
+        Some(mab_verify::inspect::sha256_hex(&bytes).as_str()),
+        "the entrypoint is the grown one"
+    );
+    assert_eq!(run_hits(&changed), (0, 1), "{}", changed.stderr);
+}
+
+#[rstest]
+#[case::corrupted(false)]
+#[case::truncated(true)]
+fn a_damaged_run_entry_is_ignored_and_rebuilt(#[case] truncate: bool) {
+    let path = &images().multi_layout;
+    let cache = TempDir::new().unwrap();
+    let cold = verify(path, cache.path(), true, &[]);
+    let all = run_hits(&cold).1;
+    let stored: Vec<PathBuf> = std::fs::read_dir(cache.path().join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(stored.len(), all, "one entry per run");
+    let victim = &stored[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    if truncate {
+        bytes.truncate(bytes.len() / 2);
+    } else {
+        // Still valid JSON: the exit code 0 becomes 7, so only the checksum sees it.
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("\"exit_code\":0"), "{text}");
+        bytes = text
+            .replace("\"exit_code\":0", "\"exit_code\":7")
+            .into_bytes();
+    }
+    std::fs::write(victim, &bytes).unwrap();
+    let warm = verify(path, cache.path(), true, &[]);
+    assert_eq!(warm.code, cold.code, "{}", warm.stderr);
+    assert_same(&normalized(&warm), &normalized(&cold), "warm vs cold");
+    assert_eq!(run_hits(&warm), (all - 1, all), "the damaged run ran again");
+    let again = verify(path, cache.path(), true, &[]);
+    assert_eq!(run_hits(&again), (all, all), "the entry was rebuilt");
+}
+
+/// A report with cached runs satisfies the committed schema, which names the mark.
+#[test]
+fn a_report_with_cached_runs_matches_the_schema() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/report.schema.json"
+    ))
+    .unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let ran = schema["$defs"]["run"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["properties"]["state"]["const"] == "ran")
+        .expect("the schema has a ran case");
+    assert_eq!(ran["properties"]["from_cache"]["type"], "boolean");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let path = &images().multi_layout;
+    let cache = TempDir::new().unwrap();
+    verify(path, cache.path(), true, &[]);
+    let warm = verify(path, cache.path(), true, &[]);
+    assert!(run_hits(&warm).0 > 0);
+    let report = warm.json();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // A wrong type for the mark is caught: the schema really constrains it.
+    let mut bad = report.clone();
+    for a in bad["artifacts"].as_array_mut().unwrap() {
+        if a["run"]["state"] == "ran" {
+            a["run"]["from_cache"] = Value::String("yes".into());
+        }
+    }
+    assert!(!validator.is_valid(&bad));
 }

@@ -340,7 +340,7 @@ fn malformed_archives_exit_2(#[case] name: &str, #[case] says: &str) {
 
 /// The three-platform layout with its amd64 entry replaced by the lying image (config says
 /// amd64, binaries are arm64): blobs merged, index rewritten.
-fn index_with_one_lying_platform(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn index_with_one_lying_platform(dir: &Path) -> std::path::PathBuf {
     let f = images();
     let out = dir.join("lying-index");
     let copy = |from: &Path| {
