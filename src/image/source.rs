@@ -40,7 +40,7 @@ pub struct Remote {
 /// judged from the bytes that did arrive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the connection to registry {registry} broke while reading {what} of {repository}: {message}"
+    "the connection to registry {registry} failed while reading {what} of {repository}: {message}"
 )]
 pub struct NetworkFailure {
     pub registry: String,
@@ -48,14 +48,18 @@ pub struct NetworkFailure {
     /// `blob sha256:…` or `manifest sha256:…`.
     pub what: String,
     pub message: String,
+    /// The registry client's own advice (a TLS failure names `--cert-dir`), when it gave one.
+    pub hint: Option<String>,
 }
 
 impl From<NetworkFailure> for crate::error::Error {
     fn from(f: NetworkFailure) -> Self {
-        let hint = format!(
-            "check the network and that {} is up, then run again (a cut read is never a verdict on the image)",
-            f.registry
-        );
+        let hint = f.hint.clone().unwrap_or_else(|| {
+            format!(
+                "check the network and that {} is up, then run again (a cut read is never a verdict on the image)",
+                f.registry
+            )
+        });
         crate::error::Error::Environment {
             what: f.to_string(),
             hint,
@@ -239,11 +243,12 @@ impl Remote {
             .get(&digest)
             .cloned();
         let reference = self.puller.reference();
-        let cut = |what: String, message: String| NetworkFailure {
+        let cut = |what: String, message: String, hint: Option<String>| NetworkFailure {
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
             what,
             message,
+            hint,
         };
         // A request that could not be made or kept failing (after the client's retries) is
         // the environment's; an answer the registry gave (404, 401) is about the image.
@@ -251,8 +256,11 @@ impl Remote {
             let network = matches!(e, crate::publish::registry::PushError::Transport { .. })
                 || e.is_transient();
             if network {
-                let first = e.to_string().lines().next().unwrap_or_default().to_string();
-                self.broken.record(cut(format!("{what} {digest}"), first));
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default().to_string();
+                let hint = text.split_once("hint: ").map(|(_, h)| h.to_string());
+                self.broken
+                    .record(cut(format!("{what} {digest}"), first, hint));
             }
             ImageError::Hostile(format!("{reference}: {e}"))
         };
@@ -283,7 +291,7 @@ impl Remote {
                 let reader: Box<dyn Read + Send> = Box::new(Watched {
                     inner: reader,
                     watch: self.broken.clone(),
-                    failure: cut(format!("blob {digest}"), String::new()),
+                    failure: cut(format!("blob {digest}"), String::new(), None),
                 });
                 let Some(len) = len else {
                     return Err(ImageError::Hostile(format!(
@@ -707,6 +715,7 @@ mod tests {
             repository: "app".into(),
             what: "blob sha256:ab".into(),
             message: String::new(),
+            hint: None,
         };
         let mut stream = super::Watched {
             inner: Cut(10),
