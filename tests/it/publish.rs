@@ -21,7 +21,7 @@ fn schema() -> jsonschema::Validator {
         .expect("the committed schema is a valid JSON Schema")
 }
 
-fn assert_valid(report: &Value) {
+pub(crate) fn assert_valid(report: &Value) {
     let validator = schema();
     let errors: Vec<String> = validator
         .iter_errors(report)

@@ -70,6 +70,8 @@ fn assert_named(r: &Reports, kind: &str, registry: &str, tag: Option<&str>, dige
         subject_line.contains(&format!("served by registry {registry}")),
         "{subject_line}"
     );
+    // The committed schema knows the registry field (and would catch a wrong type for it).
+    crate::publish::assert_valid(&r.json);
     let subject = &r.json["subjects"][0];
     assert_eq!(subject["kind"], kind, "{subject:#}");
     assert_eq!(subject["digest"], digest, "{subject:#}");
