@@ -48,14 +48,18 @@ pub struct NetworkFailure {
     /// `blob sha256:…` or `manifest sha256:…`.
     pub what: String,
     pub message: String,
+    /// The client's own advice when it knew the cause (a certificate, plain HTTP).
+    pub hint: Option<String>,
 }
 
 impl From<NetworkFailure> for crate::error::Error {
     fn from(f: NetworkFailure) -> Self {
-        let hint = format!(
-            "check the network and that {} is up, then run again (a cut read is never a verdict on the image)",
-            f.registry
-        );
+        let hint = f.hint.clone().unwrap_or_else(|| {
+            format!(
+                "check the network and that {} is up, then run again (a cut read is never a verdict on the image)",
+                f.registry
+            )
+        });
         crate::error::Error::Environment {
             what: f.to_string(),
             hint,
@@ -244,6 +248,7 @@ impl Remote {
             repository: reference.repository.clone(),
             what,
             message,
+            hint: None,
         };
         // A request that could not be made or kept failing (after the client's retries) is
         // the environment's; an answer the registry gave (404, 401) is about the image.
@@ -252,7 +257,16 @@ impl Remote {
                 || e.is_transient();
             if network {
                 let first = e.to_string().lines().next().unwrap_or_default().to_string();
-                self.broken.record(cut(format!("{what} {digest}"), first));
+                let hint = match &e {
+                    crate::publish::registry::PushError::Transport { hint, .. } => {
+                        Some(hint.clone())
+                    }
+                    _ => None,
+                };
+                self.broken.record(NetworkFailure {
+                    hint,
+                    ..cut(format!("{what} {digest}"), first)
+                });
             }
             ImageError::Hostile(format!("{reference}: {e}"))
         };
