@@ -40,7 +40,7 @@ pub struct Remote {
 /// judged from the bytes that did arrive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the connection to registry {registry} failed while reading {what} of {repository}: {message}"
+    "the connection to registry {registry} broke while reading {what} of {repository}: {message}"
 )]
 pub struct NetworkFailure {
     pub registry: String,
@@ -48,7 +48,7 @@ pub struct NetworkFailure {
     /// `blob sha256:…` or `manifest sha256:…`.
     pub what: String,
     pub message: String,
-    /// The registry client's own advice (a TLS failure names `--cert-dir`), when it gave one.
+    /// The client's own advice when it knew the cause (a certificate, plain HTTP).
     pub hint: Option<String>,
 }
 
@@ -243,12 +243,12 @@ impl Remote {
             .get(&digest)
             .cloned();
         let reference = self.puller.reference();
-        let cut = |what: String, message: String, hint: Option<String>| NetworkFailure {
+        let cut = |what: String, message: String| NetworkFailure {
             registry: reference.registry.clone(),
             repository: reference.repository.clone(),
             what,
             message,
-            hint,
+            hint: None,
         };
         // A request that could not be made or kept failing (after the client's retries) is
         // the environment's; an answer the registry gave (404, 401) is about the image.
@@ -256,11 +256,17 @@ impl Remote {
             let network = matches!(e, crate::publish::registry::PushError::Transport { .. })
                 || e.is_transient();
             if network {
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or_default().to_string();
-                let hint = text.split_once("hint: ").map(|(_, h)| h.to_string());
-                self.broken
-                    .record(cut(format!("{what} {digest}"), first, hint));
+                let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                let hint = match &e {
+                    crate::publish::registry::PushError::Transport { hint, .. } => {
+                        Some(hint.clone())
+                    }
+                    _ => None,
+                };
+                self.broken.record(NetworkFailure {
+                    hint,
+                    ..cut(format!("{what} {digest}"), first)
+                });
             }
             ImageError::Hostile(format!("{reference}: {e}"))
         };
@@ -291,7 +297,7 @@ impl Remote {
                 let reader: Box<dyn Read + Send> = Box::new(Watched {
                     inner: reader,
                     watch: self.broken.clone(),
-                    failure: cut(format!("blob {digest}"), String::new(), None),
+                    failure: cut(format!("blob {digest}"), String::new()),
                 });
                 let Some(len) = len else {
                     return Err(ImageError::Hostile(format!(

@@ -181,7 +181,7 @@ fn tls_verify_false_does_not_reach_a_redirect_to_another_origin() {
 
     // The registry's own certificate is waived; the storage origin's is still checked.
     let refused = verify(dir.path(), &["--tls-verify=false", &input]);
-    // Not a verdict and not a pass: a blob fetch that fails in transport is the environment's.
+    // Not a verdict on the image: the environment (its trust store) refused, exit 3.
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(refused.stderr.contains("certificate"), "{}", refused.stderr);
     assert!(
