@@ -1458,12 +1458,13 @@ impl<'a> Client<'a> {
         self.transport_error_at(what, err, None)
     }
 
-    /// A request the transport could not complete, at the registry or where it redirected.
+    /// A request the transport could not complete, at the registry or elsewhere (a redirect
+    /// target, a token realm).
     fn failed(&self, what: &str, failure: Failure) -> PushError {
         self.transport_error_at(what, failure.error, failure.elsewhere.as_deref())
     }
 
-    /// `elsewhere`: the origin that failed when it is not the registry's (a redirect target).
+    /// `elsewhere`: the origin that failed when it is not the registry's.
     fn transport_error_at(
         &self,
         what: &str,
@@ -1474,7 +1475,7 @@ impl<'a> Client<'a> {
         let waiver = match elsewhere {
             None => "--tls-verify=false skips the check for this registry".to_string(),
             Some(host) => format!(
-                "--tls-verify=false covers only {}, not {host} where it redirected",
+                "--tls-verify=false covers only {}, not {host} (a redirect target or token server)",
                 self.registry
             ),
         };
@@ -1546,7 +1547,7 @@ impl<'a> Client<'a> {
             _ => (false, "see the error above".into()),
         };
         let what = match elsewhere {
-            Some(host) => format!("{what}, redirected to {host}"),
+            Some(host) => format!("{what}, at {host}"),
             None => what.to_string(),
         };
         PushError::Transport {
