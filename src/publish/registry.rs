@@ -1458,12 +1458,13 @@ impl<'a> Client<'a> {
         self.transport_error_at(what, err, None)
     }
 
-    /// A request the transport could not complete, at the registry or where it redirected.
+    /// A request the transport could not complete, at the registry or elsewhere (a redirect
+    /// target, a token realm).
     fn failed(&self, what: &str, failure: Failure) -> PushError {
         self.transport_error_at(what, failure.error, failure.elsewhere.as_deref())
     }
 
-    /// `elsewhere`: the origin that failed when it is not the registry's (a redirect target).
+    /// `elsewhere`: the origin that failed when it is not the registry's.
     fn transport_error_at(
         &self,
         what: &str,
@@ -1474,7 +1475,7 @@ impl<'a> Client<'a> {
         let waiver = match elsewhere {
             None => "--tls-verify=false skips the check for this registry".to_string(),
             Some(host) => format!(
-                "--tls-verify=false covers only {}, not {host} where it redirected",
+                "--tls-verify=false covers only {}, not {host} (a redirect target or token server)",
                 self.registry
             ),
         };
@@ -1546,7 +1547,7 @@ impl<'a> Client<'a> {
             _ => (false, "see the error above".into()),
         };
         let what = match elsewhere {
-            Some(host) => format!("{what}, redirected to {host}"),
+            Some(host) => format!("{what}, at {host}"),
             None => what.to_string(),
         };
         PushError::Transport {
@@ -1616,67 +1617,30 @@ fn parse_challenges(headers: &http::HeaderMap) -> Option<Challenge> {
     basic.then_some(Challenge::Basic)
 }
 
-/// `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
+/// The Bearer challenge in one `WWW-Authenticate` value (`Bearer realm="…",service="…",
+/// scope="…"`), else Basic if offered; parsed by `http-auth` as RFC 7235 has it (parameter
+/// values that are neither tokens nor quoted strings end the parse).
 fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
+    let mut basic = false;
+    for challenge in http_auth::ChallengeParser::new(header).map_while(Result::ok) {
+        if challenge.scheme.eq_ignore_ascii_case("basic") {
+            basic = true;
+        } else if challenge.scheme.eq_ignore_ascii_case("bearer") {
+            let get = |key: &str| {
+                challenge
+                    .params
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(key))
+                    .map(|(_, value)| value.to_unescaped())
+            };
+            return Some(Challenge::Bearer {
+                realm: get("realm")?,
+                service: get("service"),
+                scope: get("scope"),
+            });
+        }
     }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let params = parse_auth_params(rest);
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.clone())
-    };
-    Some(Challenge::Bearer {
-        realm: get("realm")?,
-        service: get("service"),
-        scope: get("scope"),
-    })
-}
-
-/// `a="x,y", b=z` → [(a, "x,y"), (b, z)] (quoted strings may hold commas and `\"`).
-fn parse_auth_params(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let name: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ','))
-            .collect::<String>()
-            .trim()
-            .to_string();
-        if name.is_empty() {
-            break;
-        }
-        if chars.next_if_eq(&'=').is_none() {
-            continue;
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if_eq(&'"').is_some() {
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            value = std::iter::from_fn(|| chars.next_if(|c| *c != ','))
-                .collect::<String>()
-                .trim()
-                .to_string();
-        }
-        out.push((name, value));
-    }
-    out
+    basic.then_some(Challenge::Basic)
 }
 
 /// Reads an image from a registry: manifests by tag or digest, blobs as streams. One
@@ -1851,12 +1815,19 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_challenge(r#"bearer realm=https://t.example/x?a=1, error="invalid_token""#),
+            parse_challenge(
+                r#"Basic realm="r", bearer realm="https://t.example/x?a=\"1\"", error="invalid_token""#
+            ),
             Some(Challenge::Bearer {
-                realm: "https://t.example/x?a=1".into(),
+                realm: r#"https://t.example/x?a="1""#.into(),
                 service: None,
                 scope: None,
             })
+        );
+        assert_eq!(
+            parse_challenge("Bearer realm=https://t.example/x"),
+            None,
+            "an unquoted URL is not a token (RFC 7235)"
         );
         assert_eq!(
             parse_challenge(r#"Basic realm="test""#),
