@@ -108,13 +108,18 @@ pub fn write(
             bytes += std::fs::metadata(&to)?.len();
         }
     }
-    let mut out = HashingWrite {
-        inner: BufWriter::with_capacity(256 * 1024, std::fs::File::create(tmp.path().join(FACTS))?),
-        hasher: Sha256::new(),
-        count: 0,
-    };
-    serde_json::to_writer(&mut out, scan)?;
-    out.inner.flush()?;
+    // Buffered above the hashing: serde_json writes in pieces of a few bytes, and the hash
+    // and the file then see large writes only (per-piece hashing doubled a store's cost).
+    let mut buffered = BufWriter::with_capacity(
+        256 * 1024,
+        HashingWrite {
+            inner: std::fs::File::create(tmp.path().join(FACTS))?,
+            hasher: Sha256::new(),
+            count: 0,
+        },
+    );
+    serde_json::to_writer(&mut buffered, scan)?;
+    let out = buffered.into_inner().map_err(|e| e.into_error())?;
     // The head itself, at most this long.
     bytes += out.count + 128;
     let head = format!(
