@@ -88,13 +88,14 @@ pub fn load(dir: &Path, digest: &str, need_binaries: bool) -> Option<LayerScan> 
     parsed
 }
 
-/// Write an entry for `scan` beside the cache (in `tmp/`) and rename it into `dir`.
+/// Write an entry for `scan` beside the cache (in `tmp/`) and rename it into `dir`; the
+/// bytes it takes.
 pub fn write(
     root: &Path,
     dir: &Path,
     scan: &LayerScan,
     spill: Option<&Path>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let tmp = tempfile::Builder::new()
         .prefix("new-")
         .tempdir_in(root.join(TMP))?;
@@ -107,13 +108,18 @@ pub fn write(
             bytes += std::fs::metadata(&to)?.len();
         }
     }
-    let mut out = HashingWrite {
-        inner: BufWriter::with_capacity(256 * 1024, std::fs::File::create(tmp.path().join(FACTS))?),
-        hasher: Sha256::new(),
-        count: 0,
-    };
-    serde_json::to_writer(&mut out, scan)?;
-    out.inner.flush()?;
+    // Buffered above the hashing: serde_json writes in pieces of a few bytes, and the hash
+    // and the file then see large writes only (per-piece hashing doubled a store's cost).
+    let mut buffered = BufWriter::with_capacity(
+        256 * 1024,
+        HashingWrite {
+            inner: std::fs::File::create(tmp.path().join(FACTS))?,
+            hasher: Sha256::new(),
+            count: 0,
+        },
+    );
+    serde_json::to_writer(&mut buffered, scan)?;
+    let out = buffered.into_inner().map_err(|e| e.into_error())?;
     // The head itself, at most this long.
     bytes += out.count + 128;
     let head = format!(
@@ -124,19 +130,19 @@ pub fn write(
     std::fs::write(tmp.path().join(HEAD), head)?;
     let tmp = tmp.keep();
     if std::fs::rename(&tmp, dir).is_ok() {
-        return Ok(());
+        return Ok(bytes);
     }
     // Another process stored this digest meanwhile. Keep theirs unless it lacks the binaries.
     if usable(dir, spill.is_some()) {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Ok(());
+        return Ok(0);
     }
     discard(dir);
     let renamed = std::fs::rename(&tmp, dir);
     if renamed.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    renamed
+    renamed.map(|()| bytes)
 }
 
 /// Put the entry's binaries where the run looks for them (`spill/<sha256>`), each checked

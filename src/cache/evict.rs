@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 /// Leftovers in `tmp/` older than this belong to no live writer.
 const STALE: Duration = Duration::from_secs(3600);
 
-/// Evict until the entries' total is at most `max_bytes`. `fresh` (just stored) goes last,
-/// and only when it alone is larger than the bound.
-pub fn enforce(root: &Path, max_bytes: u64, fresh: &Path) {
+/// Evict until the entries' total is at most `max_bytes`, and return what is left. `fresh`
+/// (just stored) goes last, and only when it alone is larger than the bound.
+pub fn enforce(root: &Path, max_bytes: u64, fresh: &Path) -> u64 {
     let mut entries: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
     for e in std::fs::read_dir(root.join(ENTRIES))
         .into_iter()
@@ -50,6 +50,7 @@ pub fn enforce(root: &Path, max_bytes: u64, fresh: &Path) {
         total = total.saturating_sub(*bytes);
     }
     clean_tmp(root);
+    total
 }
 
 fn clean_tmp(root: &Path) {

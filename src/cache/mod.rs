@@ -36,6 +36,12 @@ pub struct Cache {
     max_bytes: u64,
     /// The tool build and the fact-changing settings, hashed into every key.
     salt: String,
+    /// Whether the directories exist (made at the first store, once).
+    prepared: std::sync::OnceLock<bool>,
+    /// What the cache holds as far as this process knows: measured by one scan at its first
+    /// store, then counted up by what it stores. Only when that passes the bound is the
+    /// directory scanned again and evicted from, so a store costs no scan of every entry.
+    usage: std::sync::Mutex<Option<u64>>,
 }
 
 /// Bump when the stored shape of a scan changes.
@@ -49,12 +55,18 @@ impl Cache {
             dir: settings.dir.clone(),
             max_bytes: settings.max_bytes,
             salt: salt(limits, all),
+            prepared: std::sync::OnceLock::new(),
+            usage: std::sync::Mutex::new(None),
         })
     }
 
     /// Create the cache's directories; a cache that cannot be made is said once and skipped:
     /// a cache is a saving, never a requirement.
     fn prepare(&self) -> bool {
+        *self.prepared.get_or_init(|| self.make_dirs())
+    }
+
+    fn make_dirs(&self) -> bool {
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         for sub in [entry::ENTRIES, entry::TMP, runs::RUNS] {
             if let Err(e) = std::fs::create_dir_all(self.dir.join(sub)) {
@@ -130,9 +142,22 @@ impl Cache {
         if entry::usable(&dir, spill.is_some()) || !self.prepare() {
             return;
         }
-        if entry::write(&self.dir, &dir, scan, spill).is_ok() {
-            evict::enforce(&self.dir, self.max_bytes, &dir);
+        if let Ok(bytes) = entry::write(&self.dir, &dir, scan, spill) {
+            self.account(bytes, &dir);
         }
+    }
+
+    /// Count `bytes` just stored at `fresh` and evict when the cache may be over its bound.
+    /// Other processes' stores are seen at the next scan (this process's first store, or the
+    /// next time its own count passes the bound), so the bound holds up to what processes
+    /// sharing the cache store at the same moment.
+    fn account(&self, bytes: u64, fresh: &Path) {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let known = usage.map(|u| u.saturating_add(bytes));
+        *usage = match known {
+            Some(total) if total <= self.max_bytes => Some(total),
+            _ => Some(evict::enforce(&self.dir, self.max_bytes, fresh)),
+        };
     }
 }
 

@@ -156,7 +156,7 @@ impl Cache {
                 f.persist(&to).map_err(|e| e.error)
             });
         if written.is_ok() {
-            super::evict::enforce(&self.dir, self.max_bytes, &to);
+            self.account((head.len() + payload.len()) as u64, &to);
         }
     }
 }

@@ -120,3 +120,64 @@ fn a_damaged_entry_is_dropped_and_the_bound_holds() {
     tiny.store(&cold, None);
     assert!(!entry.exists());
 }
+
+/// Layers that differ only in one file's bytes: other digests, entries of about one size.
+fn layer_with(n: u8) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let text = vec![b'a' + n; 64];
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o755);
+    h.set_cksum();
+    tar.append_data(&mut h, format!("bin/tool-{n}"), text.as_slice())
+        .unwrap();
+    tar.into_inner().unwrap()
+}
+
+fn entry_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(entry::ENTRIES))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The bound is kept by a count of what this process stored, measured by one scan at its
+/// first store (so another process's entries count) and rescanned only when it passes.
+#[test]
+fn the_count_of_stores_keeps_the_bound_without_a_scan_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scans: Vec<LayerScan> = (0..6).map(|n| scan_of(&layer_with(n), None)).collect();
+    // Another process filled the cache with two entries.
+    let other = open(tmp.path(), 1 << 30);
+    other.store(&scans[0], None);
+    other.store(&scans[1], None);
+    let one = entry::read_head(&other.entry_dir(&scans[0].digest))
+        .unwrap()
+        .bytes;
+    // Room for three entries of this size, not four.
+    let bound = one * 3 + one / 2;
+    let this = open(tmp.path(), bound);
+    this.store(&scans[2], None);
+    assert_eq!(
+        entry_count(tmp.path()),
+        3,
+        "its first scan found the other two"
+    );
+    this.store(&scans[3], None);
+    assert_eq!(
+        entry_count(tmp.path()),
+        3,
+        "the count passed the bound: evicted"
+    );
+    assert!(
+        !other.entry_dir(&scans[0].digest).exists(),
+        "least recently used first"
+    );
+    for s in &scans[4..] {
+        this.store(s, None);
+        assert!(entry_count(tmp.path()) <= 3);
+    }
+    assert!(
+        this.entry_dir(&scans[5].digest).exists(),
+        "the fresh one stays"
+    );
+}

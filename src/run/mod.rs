@@ -302,7 +302,23 @@ fn is_static(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Memoised per process: each answer reads (and hashes) the emulators, megabytes each, and
+/// every image run asks, twice with the run cache (its key, then the plan).
 fn static_variant(qemu: &Path) -> PathBuf {
+    static KNOWN: std::sync::Mutex<BTreeMap<PathBuf, PathBuf>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    if let Some(known) = KNOWN.lock().unwrap_or_else(|e| e.into_inner()).get(qemu) {
+        return known.clone();
+    }
+    let found = find_static_variant(qemu);
+    KNOWN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(qemu.to_path_buf(), found.clone());
+    found
+}
+
+fn find_static_variant(qemu: &Path) -> PathBuf {
     if is_static(qemu) {
         return qemu.to_path_buf();
     }
