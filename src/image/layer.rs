@@ -413,6 +413,9 @@ fn walk(
         }
         entries.push(kind);
     }
+    // Held until the image is complete: without the growth slack.
+    entries.shrink_to_fit();
+    plain.shrink_to_fit();
     Ok((entries, plain, plain_dirs))
 }
 

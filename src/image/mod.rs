@@ -1229,7 +1229,7 @@ fn finish_oci_image(
             layer.diff_id = Some(scan.diff_id.clone());
             layer.files = scan.file_count();
             layer.from_cache = scan.from_cache;
-            view.apply(i, &scan)?;
+            view.apply(i, scan)?;
         }
         blob_facts.push(facts);
         layer_facts.push(layer);
@@ -1359,7 +1359,7 @@ fn read_docker_archive(ctx: &mut Ctx<'_, '_>, set: &mut ImageSet) -> Result<(), 
                     layer.diff_id = Some(scan.diff_id.clone());
                     layer.files = scan.file_count();
                     layer.from_cache = scan.from_cache;
-                    view.apply(i, &scan)?;
+                    view.apply(i, scan)?;
                 }
                 Some(Err(damage)) => {
                     facts.declared_digest = judge;

@@ -2,7 +2,7 @@
 //! that symlink resolution, closure checks and extraction read.
 
 use super::ImageError;
-use super::layer::{Content, EntryKind, LayerScan, PlainAt, parent_of};
+use super::layer::{Content, EntryKind, LayerScan, PlainAt, PlainDir, parent_of};
 use super::plain::{PlainFiles, dir_hash, join_hash, path_hash};
 use crate::inspect::closure::FactTree;
 use crate::inspect::{BinaryFacts, Identity};
@@ -41,10 +41,18 @@ impl serde::Serialize for FileFacts {
     }
 }
 
+// Read back (a cache entry of 50,000 files of one build) shared again, as the walk shares them.
 impl<'de> serde::Deserialize<'de> for FileFacts {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BinaryFacts::deserialize(deserializer).map(FileFacts::alone)
+        let facts = BinaryFacts::deserialize(deserializer)?;
+        Ok(LOADED.with(|shapes| shapes.borrow_mut().intern(facts)))
     }
+}
+
+thread_local! {
+    /// The shapes of files read back on this thread, held weakly: a shape lives as long as a
+    /// file of some view has it.
+    static LOADED: std::cell::RefCell<Interner> = Default::default();
 }
 
 impl FileFacts {
@@ -80,11 +88,11 @@ impl FileFacts {
     }
 }
 
-/// Shares equal identities between the files of one layer. Bounded: past `MAX_SHAPES`
-/// distinct identities the rest are kept alone, so a layer of all-different files costs no
-/// more than without it.
+/// Shares equal identities between the files of one layer (or one cache entry read back).
+/// Shapes are held weakly, so an interner that outlives the views (`LOADED`) keeps no facts
+/// alive; past `MAX_SHAPES` live shapes it starts over rather than grow.
 #[derive(Default)]
-pub struct Interner(HashMap<String, Arc<BinaryFacts>>);
+pub struct Interner(HashMap<String, std::sync::Weak<BinaryFacts>>);
 
 const MAX_SHAPES: usize = 4096;
 
@@ -96,16 +104,21 @@ impl Interner {
         }
         // Debug output names every field, so equal text is equal facts.
         let key = format!("{:?}", facts.identity);
-        let shared = match self.0.get(&key) {
-            Some(s) => s.clone(),
-            None if self.0.len() >= MAX_SHAPES => return FileFacts::alone(facts),
+        let shared = match self.0.get(&key).and_then(std::sync::Weak::upgrade) {
+            Some(s) => s,
             None => {
+                if self.0.len() >= MAX_SHAPES {
+                    self.0.retain(|_, s| s.strong_count() > 0);
+                    if self.0.len() >= MAX_SHAPES {
+                        self.0.clear();
+                    }
+                }
                 let s = Arc::new(BinaryFacts {
                     sha256: String::new(),
                     size: 0,
                     identity: facts.identity,
                 });
-                self.0.insert(key, s.clone());
+                self.0.insert(key, Arc::downgrade(&s));
                 s
             }
         };
@@ -121,9 +134,12 @@ pub struct View {
     pub nodes: BTreeMap<String, Node>,
     /// Files no check reads, by path hash only.
     plain: PlainFiles,
-    /// The path of every node by its hash, so a plain file written over a node (known only by
-    /// its hash) can replace it.
-    node_paths: HashMap<u64, String>,
+    /// The hash of every node's path, while layers are applied, so a plain file written over
+    /// a node (known only by its hash) is seen to replace it.
+    node_hashes: std::collections::HashSet<u64>,
+    /// Every node's path by its hash, made only once a plain file does land on a node: most
+    /// images never need it, and it would hold every path twice.
+    node_paths: Option<HashMap<u64, String>>,
     /// Shown in reports as the closure's root: `image sha256:…`.
     pub label: String,
     /// Symlink nodes in the tree.
@@ -151,7 +167,8 @@ impl View {
     /// Every layer is applied: compact what is kept for the checks that read the view.
     pub fn finish(&mut self) {
         self.plain.freeze();
-        self.node_paths = HashMap::new();
+        self.node_hashes = Default::default();
+        self.node_paths = None;
         self.dir_cache = Default::default();
     }
 
@@ -159,14 +176,12 @@ impl View {
     /// Every path is placed as umoci and containerd place it: its directory resolved through
     /// the symlinks already in the image, inside the root (`bin -> usr/bin` then `bin/app`
     /// writes `/usr/bin/app`); the last component is not followed.
-    pub fn apply(&mut self, index: usize, scan: &LayerScan) -> Result<(), ImageError> {
-        if self.node_paths.is_empty() && !self.nodes.is_empty() {
+    /// The scan is consumed as it is applied, so its entries and the view's nodes are not both
+    /// held in full.
+    pub fn apply(&mut self, index: usize, scan: LayerScan) -> Result<(), ImageError> {
+        if self.node_hashes.is_empty() && !self.nodes.is_empty() {
             // Dropped by `finish`; a layer after it needs them again.
-            self.node_paths = self
-                .nodes
-                .keys()
-                .map(|p| (path_hash(p), p.clone()))
-                .collect();
+            self.node_hashes = self.nodes.keys().map(|p| path_hash(p)).collect();
         }
         let hostile = |m: String| ImageError::Hostile(format!("layer {}: {m}", scan.digest));
         // Hardlink targets as the layer found them, before its whiteouts: a link written
@@ -200,32 +215,40 @@ impl View {
         }
         let mut dir_hashes: Vec<Option<(u64, u64)>> = vec![None; scan.plain_dirs.len()];
         let mut plain = scan.plain.iter().peekable();
-        for (at, e) in scan.entries.iter().enumerate() {
+        // Taken from the back of the reversed list and the list shrunk as it goes, so the
+        // layer's entries are released while the nodes made of them grow.
+        let mut entries = scan.entries;
+        entries.reverse();
+        for at in 0..entries.len() {
+            let Some(e) = entries.pop() else { break };
+            if at % 4096 == 4095 {
+                entries.shrink_to_fit();
+            }
             while let Some(p) = plain.next_if(|p| p.before as usize <= at) {
-                self.insert_plain(p, scan, &mut dir_hashes)?;
+                self.insert_plain(p, &scan.plain_dirs, &scan.digest, &mut dir_hashes)?;
             }
             if matches!(e.kind, EntryKind::Whiteout | EntryKind::Opaque) {
                 continue;
             }
             let path = self.place(&e.path).map_err(&hostile)?;
-            let node = match &e.kind {
+            let node = match e.kind {
                 EntryKind::Whiteout | EntryKind::Opaque => continue,
                 EntryKind::Dir => Node::Dir,
-                EntryKind::Symlink(t) => Node::Symlink(t.clone()),
+                EntryKind::Symlink(t) => Node::Symlink(t),
                 EntryKind::File {
                     size,
                     executable,
                     facts,
                     content,
                 } => Node::File {
-                    size: *size,
-                    executable: *executable,
-                    facts: facts.clone(),
+                    size,
+                    executable,
+                    facts,
                     layer: index,
-                    content: content.clone(),
+                    content,
                 },
                 EntryKind::Hardlink(target) => {
-                    let t = self.place(target).map_err(&hostile)?;
+                    let t = self.place(&target).map_err(&hostile)?;
                     if t == path || t.starts_with(&format!("{path}/")) {
                         // The runtimes clear the link's path first, and its target with it.
                         return Err(hostile(format!(
@@ -277,11 +300,11 @@ impl View {
                 self.generation += 1;
             }
             self.ensure_dirs(&parent_of(&path));
-            self.node_paths.insert(path_hash(&path), path.clone());
+            self.note_node(&path);
             self.nodes.insert(path, node);
         }
         for p in plain {
-            self.insert_plain(p, scan, &mut dir_hashes)?;
+            self.insert_plain(p, &scan.plain_dirs, &scan.digest, &mut dir_hashes)?;
         }
         Ok(())
     }
@@ -291,18 +314,16 @@ impl View {
     fn insert_plain(
         &mut self,
         file: &PlainAt,
-        scan: &LayerScan,
+        plain_dirs: &[PlainDir],
+        digest: &str,
         dir_hashes: &mut [Option<(u64, u64)>],
     ) -> Result<(), ImageError> {
-        let dir = &scan.plain_dirs[file.dir as usize];
+        let dir = &plain_dirs[file.dir as usize];
         let hash = match dir_hashes[file.dir as usize] {
             Some((generation, h)) if generation == self.generation => h,
             _ => {
                 let resolved = self.resolve_dir(&dir.path).map_err(|m| {
-                    ImageError::Hostile(format!(
-                        "layer {}: entry {}: {m}",
-                        scan.digest, dir.first_file
-                    ))
+                    ImageError::Hostile(format!("layer {digest}: entry {}: {m}", dir.first_file))
                 })?;
                 let h = dir_hash(&resolved);
                 self.ensure_dirs(&resolved);
@@ -311,8 +332,14 @@ impl View {
             }
         };
         let full = join_hash(hash, file.name);
-        if let Some(path) = self.node_paths.get(&full).cloned() {
-            self.remove_tree(&path, true);
+        if self.node_hashes.contains(&full) {
+            let nodes = &self.nodes;
+            let paths = self
+                .node_paths
+                .get_or_insert_with(|| nodes.keys().map(|p| (path_hash(p), p.clone())).collect());
+            if let Some(path) = paths.get(&full).cloned() {
+                self.remove_tree(&path, true);
+            }
         }
         self.plain.insert(full);
         Ok(())
@@ -328,7 +355,7 @@ impl View {
                 break;
             }
             self.plain.remove(d);
-            self.node_paths.insert(path_hash(d), d.to_string());
+            self.note_node(d);
             self.nodes.insert(d.to_string(), Node::Dir);
             d = match d.rfind('/') {
                 Some(0) | None => "/",
@@ -475,9 +502,22 @@ impl View {
         }
     }
 
+    /// A node is about to be inserted at `path`.
+    fn note_node(&mut self, path: &str) {
+        let hash = path_hash(path);
+        self.node_hashes.insert(hash);
+        if let Some(paths) = &mut self.node_paths {
+            paths.insert(hash, path.to_string());
+        }
+    }
+
     fn remove_node(&mut self, path: &str) {
         if let Some(n) = self.nodes.remove(path) {
-            self.node_paths.remove(&path_hash(path));
+            let hash = path_hash(path);
+            self.node_hashes.remove(&hash);
+            if let Some(paths) = &mut self.node_paths {
+                paths.remove(&hash);
+            }
             match n {
                 Node::Symlink(_) => {
                     self.symlinks -= 1;
@@ -625,7 +665,7 @@ mod tests {
     fn layers(list: Vec<Vec<(Option<Entry>, &str)>>) -> Result<View, ImageError> {
         let mut view = View::new("test".into());
         for (i, entries) in list.into_iter().enumerate() {
-            view.apply(i, &scan(entries))?;
+            view.apply(i, scan(entries))?;
         }
         Ok(view)
     }
@@ -787,5 +827,25 @@ mod tests {
         let mut view = View::new("test".into());
         view.nodes.insert("/bin/app".into(), file(&elf, false));
         assert_eq!(view.executables().count(), 1);
+    }
+
+    #[test]
+    fn files_read_back_from_the_cache_share_their_shape_and_keep_their_digests() {
+        let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut walk = Interner::default();
+        let mut other = inspect_bytes(&elf);
+        other.sha256 = "ab".repeat(32);
+        other.size = 7;
+        let written = vec![walk.intern(inspect_bytes(&elf)), walk.intern(other)];
+        let json = serde_json::to_string(&written).unwrap();
+        let read: Vec<FileFacts> = serde_json::from_str(&json).unwrap();
+        assert!(Arc::ptr_eq(&read[0].shared, &read[1].shared));
+        assert_eq!(read[0].sha256(), crate::inspect::sha256_hex(&elf));
+        assert_eq!(read[1].sha256(), "ab".repeat(32));
+        assert_eq!(read[1].get().size, 7);
+        assert_eq!(
+            format!("{:?}", read[0].get()),
+            format!("{:?}", written[0].get())
+        );
     }
 }
