@@ -93,6 +93,7 @@ pub fn push(
         credentials,
         timeouts: registry::Timeouts::from_env().map_err(Error::Usage)?,
         tls: remote.tls(),
+        jobs: options.jobs,
         ..Default::default()
     };
     match registry::push_layout(&layout, &root, &media_type, &target, &opts, &mut |line| {

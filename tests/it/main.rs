@@ -26,6 +26,7 @@ mod progress;
 mod publish;
 mod publish_exact;
 mod push_hardening;
+mod push_parallel;
 mod push_tls;
 mod registry_push;
 mod remote_report;

@@ -110,6 +110,7 @@ fn plain(retries: u32) -> PushOptions {
         retries,
         timeouts: Default::default(),
         tls: Default::default(),
+        jobs: None,
     }
 }
 
@@ -1091,7 +1092,7 @@ fn loopback_detection() {
 // A recording, fault-injecting HTTP/1.1 proxy
 // ---------------------------------------------------------------------------------------
 
-mod proxy {
+pub(crate) mod proxy {
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::{Arc, Mutex};
