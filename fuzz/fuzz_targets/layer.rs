@@ -18,12 +18,12 @@ fn run(data: &[u8]) {
     assert!(layer.uncompressed_size <= limits.max_uncompressed);
     assert_eq!(layer.size, data.len() as u64);
     let mut view = View::new("fuzz".into());
-    if view.apply(0, &layer).is_err() {
+    if view.apply(0, layer.clone()).is_err() {
         return;
     }
     // The same layer again on top: whiteouts and opaque markers now remove real nodes,
     // hardlinks find their targets from the layer below.
-    let _ = view.apply(1, &layer);
+    let _ = view.apply(1, layer);
     let paths: Vec<String> = view.nodes.keys().cloned().collect();
     for p in &paths {
         if let Some(Node::Symlink(_)) = view.nodes.get(p) {
