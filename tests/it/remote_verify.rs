@@ -550,71 +550,74 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A new P-256 key, unencrypted, for `openssl req`.
+const P256: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// What a server certificate for 127.0.0.1 says of itself.
+pub(crate) const SERVER_EXT: &str =
+    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+
+/// A self-signed CA, `crt` + `key` in `dir`.
+pub(crate) fn make_ca(dir: &Path, crt: &str, key: &str, subject: &str) {
+    let mut args = vec!["req", "-x509"];
+    args.extend(P256);
+    args.extend(["-keyout", key, "-out", crt, "-days", "2", "-subj", subject]);
+    openssl(dir, &args);
+}
+
+/// `NAME.crt` + `NAME.key` in `dir`, signed by the CA `ca_crt`/`ca_key`, with extensions `ext`.
+pub(crate) fn issue(dir: &Path, ca_crt: &str, ca_key: &str, name: &str, ext: &str) {
+    let (key, csr, crt, extfile, subj) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+        format!("/CN={name}"),
+    );
+    std::fs::write(dir.join(&extfile), ext).unwrap();
+    let mut req = vec!["req"];
+    req.extend(P256);
+    req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+    openssl(dir, &req);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            ca_crt,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+        ],
+    );
+}
+
 /// A CA made here, a server certificate for 127.0.0.1 and a client certificate, all P-256.
 pub(crate) fn test_pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
+    make_ca(dir, "ca.crt", "ca.key", "/CN=mab test CA");
+    issue(dir, "ca.crt", "ca.key", "server", SERVER_EXT);
+    issue(
+        dir,
         "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mab test CA",
-    ]);
-    openssl(dir, &ca);
-    for (name, ext) in [
-        (
-            "server",
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        ),
-        (
-            "client",
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        ),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        let (key, csr, crt, extfile, subj) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-            format!("/CN={name}"),
-        );
-        let mut req = vec!["req"];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(dir, &req);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-            ],
-        );
-    }
+        "ca.key",
+        "client",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    );
 }
 
 /// A docker-registry serving HTTPS with the test CA's server certificate; with

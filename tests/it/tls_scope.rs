@@ -3,87 +3,24 @@
 //! `http.server` serving the registry's storage) still verifies that origin.
 
 use crate::harness::{self, registry::Registry};
+use crate::remote_verify::{SERVER_EXT, issue, make_ca};
 use crate::support;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA of its own (`NAME-ca.crt`) and a P-256 server certificate for 127.0.0.1 signed by it
 /// (`NAME.crt` + `NAME.key`): trusted by nobody unless that CA is passed.
 fn own_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
     let (ca, ca_key) = (format!("{name}-ca.crt"), format!("{name}-ca.key"));
-    let (crt, key, csr, ext) = (
-        format!("{name}.crt"),
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.ext"),
-    );
-    let ca_subject = format!("/CN={name} test CA");
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        &ca_key,
-        "-out",
-        &ca,
-        "-days",
-        "2",
-        "-subj",
-        &ca_subject,
-    ]);
-    openssl(dir, &args);
-    std::fs::write(
-        dir.join(&ext),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    make_ca(dir, &ca, &ca_key, &format!("/CN={name} test CA"));
+    issue(dir, &ca, &ca_key, name, SERVER_EXT);
+    (
+        dir.join(ca),
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
     )
-    .unwrap();
-    let subject = format!("/CN={name}");
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
-    openssl(dir, &args);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-    );
-    (dir.join(ca), dir.join(crt), dir.join(key))
 }
 
 fn free_port() -> u16 {
